@@ -1,0 +1,1 @@
+"""strata's image builder: Dockerfile + context -> OCI image, and the docker-like client CLI."""

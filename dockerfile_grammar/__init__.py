@@ -1,0 +1,1 @@
+"""Dockerfile front end: a Lark grammar that parses Dockerfiles into typed instructions."""

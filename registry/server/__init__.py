@@ -1,0 +1,1 @@
+"""aiohttp server for the OCI distribution API."""
