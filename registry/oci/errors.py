@@ -1,0 +1,172 @@
+"""Registry error family: one class per OCI distribution error code, no HTTP knowledge.
+
+    RegistryError
+     ├── BlobUnknown            BLOB_UNKNOWN
+     ├── BlobUploadInvalid      BLOB_UPLOAD_INVALID
+     ├── BlobUploadUnknown      BLOB_UPLOAD_UNKNOWN
+     ├── DigestInvalid          DIGEST_INVALID
+     ├── ManifestBlobUnknown    MANIFEST_BLOB_UNKNOWN
+     ├── ManifestInvalid        MANIFEST_INVALID
+     ├── ManifestUnknown        MANIFEST_UNKNOWN
+     ├── NameInvalid            NAME_INVALID
+     ├── NameUnknown            NAME_UNKNOWN
+     ├── SizeInvalid            SIZE_INVALID
+     ├── Unauthorized           UNAUTHORIZED
+     ├── Denied                 DENIED
+     ├── Unsupported            UNSUPPORTED
+     ├── TooManyRequests        TOOMANYREQUESTS
+     ├── RangeInvalid           RANGE_INVALID  (distribution's extension: out-of-order chunk)
+     ├── TagInvalid             TAG_INVALID    (distribution's extension)
+     ├── PaginationInvalid      PAGINATION_NUMBER_INVALID (distribution's extension)
+     └── UnknownError           UNKNOWN
+The HTTP status of each code lives only in registry/server/errors.py; registry/client.py maps
+error envelopes back to these classes with `error_for_code`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    BLOB_UNKNOWN = "BLOB_UNKNOWN"
+    BLOB_UPLOAD_INVALID = "BLOB_UPLOAD_INVALID"
+    BLOB_UPLOAD_UNKNOWN = "BLOB_UPLOAD_UNKNOWN"
+    DIGEST_INVALID = "DIGEST_INVALID"
+    MANIFEST_BLOB_UNKNOWN = "MANIFEST_BLOB_UNKNOWN"
+    MANIFEST_INVALID = "MANIFEST_INVALID"
+    MANIFEST_UNKNOWN = "MANIFEST_UNKNOWN"
+    NAME_INVALID = "NAME_INVALID"
+    NAME_UNKNOWN = "NAME_UNKNOWN"
+    SIZE_INVALID = "SIZE_INVALID"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    DENIED = "DENIED"
+    UNSUPPORTED = "UNSUPPORTED"
+    TOOMANYREQUESTS = "TOOMANYREQUESTS"
+    RANGE_INVALID = "RANGE_INVALID"
+    TAG_INVALID = "TAG_INVALID"
+    PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
+    UNKNOWN = "UNKNOWN"
+
+
+class RegistryError(Exception):
+    """Base of the family. `detail` is JSON-serializable extra information for the envelope."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.UNKNOWN
+    default_message: ClassVar[str] = "unknown error"
+
+    def __init__(self, message: str | None = None, *, detail: Any = None) -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class BlobUnknown(RegistryError):
+    code = ErrorCode.BLOB_UNKNOWN
+    default_message = "blob unknown to registry"
+
+
+class BlobUploadInvalid(RegistryError):
+    code = ErrorCode.BLOB_UPLOAD_INVALID
+    default_message = "blob upload invalid"
+
+
+class BlobUploadUnknown(RegistryError):
+    code = ErrorCode.BLOB_UPLOAD_UNKNOWN
+    default_message = "blob upload unknown to registry"
+
+
+class DigestInvalid(RegistryError):
+    code = ErrorCode.DIGEST_INVALID
+    default_message = "provided digest did not match uploaded content"
+
+
+class ManifestBlobUnknown(RegistryError):
+    code = ErrorCode.MANIFEST_BLOB_UNKNOWN
+    default_message = "manifest references a manifest or blob unknown to registry"
+
+
+class ManifestInvalid(RegistryError):
+    code = ErrorCode.MANIFEST_INVALID
+    default_message = "manifest invalid"
+
+
+class ManifestUnknown(RegistryError):
+    code = ErrorCode.MANIFEST_UNKNOWN
+    default_message = "manifest unknown to registry"
+
+
+class NameInvalid(RegistryError):
+    code = ErrorCode.NAME_INVALID
+    default_message = "invalid repository name"
+
+
+class NameUnknown(RegistryError):
+    code = ErrorCode.NAME_UNKNOWN
+    default_message = "repository name not known to registry"
+
+
+class SizeInvalid(RegistryError):
+    code = ErrorCode.SIZE_INVALID
+    default_message = "provided length did not match content length"
+
+
+class Unauthorized(RegistryError):
+    code = ErrorCode.UNAUTHORIZED
+    default_message = "authentication required"
+
+
+class Denied(RegistryError):
+    code = ErrorCode.DENIED
+    default_message = "requested access to the resource is denied"
+
+
+class Unsupported(RegistryError):
+    code = ErrorCode.UNSUPPORTED
+    default_message = "the operation is unsupported"
+
+
+class TooManyRequests(RegistryError):
+    code = ErrorCode.TOOMANYREQUESTS
+    default_message = "too many requests"
+
+
+class RangeInvalid(RegistryError):
+    code = ErrorCode.RANGE_INVALID
+    default_message = "invalid content range"
+
+
+class TagInvalid(RegistryError):
+    code = ErrorCode.TAG_INVALID
+    default_message = "manifest tag did not match URI"
+
+
+class PaginationInvalid(RegistryError):
+    code = ErrorCode.PAGINATION_NUMBER_INVALID
+    default_message = "invalid number of results requested"
+
+
+class UnknownError(RegistryError):
+    code = ErrorCode.UNKNOWN
+    default_message = "unknown error"
+
+
+_BY_CODE: dict[ErrorCode, type[RegistryError]] = {
+    cls.code: cls
+    for cls in (
+        BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
+        ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown, SizeInvalid, Unauthorized,
+        Denied, Unsupported, TooManyRequests, RangeInvalid, TagInvalid, PaginationInvalid,
+        UnknownError,
+    )
+}
+
+
+def error_for_code(code: str, message: str | None = None, detail: Any = None) -> RegistryError:
+    """Rebuild the typed error for a wire code (unknown codes become UnknownError)."""
+    try:
+        cls = _BY_CODE[ErrorCode(code)]
+    except ValueError:
+        cls = UnknownError
+    return cls(message, detail=detail)
