@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+
+from builder.errors import StrataError
 
 
 def strata_version() -> str:
@@ -13,6 +16,15 @@ def strata_version() -> str:
         return version("strata")
     except PackageNotFoundError:  # running from a source tree without installing
         return "0+unknown"
+
+
+def default_root() -> str:
+    """STRATA_ROOT, else /var/lib/strata as root, else ~/.local/share/strata."""
+    if env := os.environ.get("STRATA_ROOT"):
+        return env
+    if os.geteuid() == 0:
+        return "/var/lib/strata"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "strata")
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
@@ -26,14 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="strata: build OCI images from Dockerfiles and move them to and from registries.",
     )
     parser.add_argument("--version", action="version", version=f"strata {strata_version()}")
+    parser.add_argument(
+        "--root", default=default_root(), metavar="DIR",
+        help="store directory (default: $STRATA_ROOT, /var/lib/strata as root, "
+        "else ~/.local/share/strata)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("version", help="print the strata version")
     p.set_defaults(func=_cmd_version)
 
-    from builder import cli_parse
+    from builder import cli_images, cli_parse
 
     cli_parse.register(sub)
+    cli_images.register(sub)
     return parser
 
 
@@ -45,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         rc: int = args.func(args)
+    except StrataError as exc:
+        print(f"strata: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
