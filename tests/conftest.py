@@ -1,0 +1,63 @@
+"""Fixtures shared by the whole suite: real tools on loopback, started once per session.
+
+- `docker_daemon`: a private dockerd (own data-root, exec-root and unix socket) driven through
+  /usr/bin/docker (docker.io); yields the environment to run the client with (DOCKER_HOST).
+- `busybox_rootfs_tar`: a deterministic rootfs tarball of Debian's static busybox with one
+  symlink per applet, /tmp, /etc/passwd and /etc/group.
+Helpers (free_port, write_busybox_rootfs) live in tests/tooling.py, importable as `tooling`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tooling import DOCKER_CLIENT, write_busybox_rootfs
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs.tar")
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private dockerd for the session; yields an env with DOCKER_HOST set."""
+    base = Path(tempfile_dir := str(tmp_path_factory.mktemp("dockerd")))
+    sock = base / "docker.sock"
+    log = (base / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+         "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+         "--pidfile", str(base / "docker.pid"), "--host", f"unix://{sock}",
+         "--storage-driver", "overlay2"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
+    deadline = time.monotonic() + 60
+    while True:
+        ok = subprocess.run([DOCKER_CLIENT, "version"], env=env, capture_output=True)
+        if ok.returncode == 0:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            tail = (base / "dockerd.log").read_text()[-4000:]
+            raise RuntimeError(f"dockerd did not start:\n{tail}")
+        time.sleep(0.3)
+    try:
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+        shutil.rmtree(tempfile_dir, ignore_errors=True)
