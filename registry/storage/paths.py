@@ -1,0 +1,47 @@
+"""The single storage layout table: every driver path the registry uses is built here.
+
+    blobs/<alg>/<2 hex>/<hex>/data     global content-addressed blobs (layers, configs, manifests)
+    uploads/<uuid>/data                bytes received so far (its size is the session offset)
+    uploads/<uuid>/session.json        {"repo": ..., "started_at": ...}, written once at start
+    metadata.db                        SQLite index (a local file next to the driver root)
+
+Repository links, tags, manifest records and referrers live in the SQLite index, never in the
+tree, so listing and deleting never walk storage.
+"""
+
+from __future__ import annotations
+
+import re
+
+from registry.oci import Digest
+from registry.oci.errors import BlobUploadUnknown
+
+BLOBS = "blobs"
+UPLOADS = "uploads"
+METADATA_DB = "metadata.db"
+GENERATION_FILE = "metadata.gen"
+
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def blob_data(digest: Digest) -> str:
+    return f"{BLOBS}/{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}/data"
+
+
+def check_upload_id(upload_id: str) -> str:
+    """Upload ids are 32 lowercase hex characters; anything else is unknown (never a path)."""
+    if not _UPLOAD_ID.fullmatch(upload_id):
+        raise BlobUploadUnknown(detail={"uuid": upload_id[:100]})
+    return upload_id
+
+
+def upload_dir(upload_id: str) -> str:
+    return f"{UPLOADS}/{check_upload_id(upload_id)}"
+
+
+def upload_data(upload_id: str) -> str:
+    return f"{upload_dir(upload_id)}/data"
+
+
+def upload_session(upload_id: str) -> str:
+    return f"{upload_dir(upload_id)}/session.json"
