@@ -90,9 +90,7 @@ def test_expansion_matches_case_table(case: Case) -> None:
     def run() -> object:
         if case.kind == "S":
             return expand_words(case.source, case.env, escape=case.escape)
-        return expand(
-            case.source, case.env, escape=case.escape, skip_unset=case.kind == "U"
-        )
+        return expand(case.source, case.env, escape=case.escape, skip_unset=case.kind == "U")
 
     if isinstance(case.expected, str) and case.expected.startswith("error"):
         with pytest.raises(ExpansionError) as caught:
@@ -213,9 +211,7 @@ def test_default_modifiers(name: str, value: str | None, default: str) -> None:
 def test_alternate_modifiers(name: str, value: str | None, alternate: str) -> None:
     env = {} if value is None else {name: value}
     assert expand("${" + name + ":+" + alternate + "}", env) == (alternate if value else "")
-    assert expand("${" + name + "+" + alternate + "}", env) == (
-        "" if value is None else alternate
-    )
+    assert expand("${" + name + "+" + alternate + "}", env) == ("" if value is None else alternate)
 
 
 def _escape_for_word(text: str, escape: str) -> str:
