@@ -1,0 +1,31 @@
+"""Layers: change sources, deterministic tar writing, safe applying, compression, file dedupe.
+
+Public surface (what other packages import):
+"""
+
+from __future__ import annotations
+
+from builder.layers.applier import apply_layer
+from builder.layers.archive import ApplyLimits, apply_tar, write_changes
+from builder.layers.changes import Change, ChangeKind, overlay_changes, tree_changes
+from builder.layers.compression import media_type_for, open_compressor, open_decompressed
+from builder.layers.differ import LayerInfo, write_layer, write_tree_layer
+from builder.layers.resolve import resolve_in_root
+
+__all__ = [
+    "ApplyLimits",
+    "Change",
+    "ChangeKind",
+    "LayerInfo",
+    "apply_layer",
+    "apply_tar",
+    "media_type_for",
+    "open_compressor",
+    "open_decompressed",
+    "overlay_changes",
+    "resolve_in_root",
+    "tree_changes",
+    "write_changes",
+    "write_layer",
+    "write_tree_layer",
+]

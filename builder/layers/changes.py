@@ -1,0 +1,191 @@
+"""Change sources: what a snapshot changed relative to its parent, as a sorted stream of Change.
+
+Two sources feed the same tar writer (DESIGN.md 5.1):
+
+- `overlay_changes(upper)`: an overlay upper directory *is* the diff. A 0/0 character device is a
+  deletion (whiteout); a directory carrying `trusted.overlay.opaque=y` (or the `user.overlay.`
+  form used by unprivileged mounts) hides everything below it in the lower layers.
+- `tree_changes(lower, upper)`: a two-tree walk for the copy snapshotter, comparing type, mode,
+  owner, size, mtime, link target, device numbers and xattrs, and the bytes when size and mtime
+  agree but the mtime has no sub-second part (a copy with coarse timestamps is ambiguous).
+
+Order: entries are sorted by path components (what a recursive walk with sorted names yields), so
+a directory comes before its children and the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+_CHUNK = 1 << 20
+
+
+class ChangeKind(enum.Enum):
+    ADD = "add"
+    MODIFY = "modify"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One changed path. `path` is posix, relative to the snapshot root, without a leading `/`.
+
+    `source` is the host path holding the new entry (None for DELETE). `opaque` marks a directory
+    whose lower contents are hidden (written as `.wh..wh..opq` right after the directory entry).
+    """
+
+    kind: ChangeKind
+    path: str
+    source: Path | None
+    opaque: bool = False
+
+
+def read_xattrs(path: Path | str) -> dict[str, bytes]:
+    """All xattrs of `path` (not following a final symlink), minus overlayfs' private ones."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out: dict[str, bytes] = {}
+    for name in sorted(names):
+        if name.startswith(OVERLAY_XATTR_PREFIXES):
+            continue
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
+
+
+def _is_opaque(path: Path) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(directory) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def overlay_changes(upper: Path) -> Iterator[Change]:
+    """Changes recorded in an overlay upper directory (sorted; see module docstring).
+
+    The upper directory cannot tell an added entry from a modified one, so every present entry is
+    reported as ADD (the tar writer treats ADD and MODIFY alike).
+    """
+    yield from _walk_upper(Path(upper), "")
+
+
+def _walk_upper(directory: Path, prefix: str) -> Iterator[Change]:
+    for entry in _sorted_entries(directory):
+        rel = prefix + entry.name
+        host = Path(entry.path)
+        st = entry.stat(follow_symlinks=False)
+        if _is_whiteout(st):
+            yield Change(ChangeKind.DELETE, rel, None)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield Change(ChangeKind.ADD, rel, host, opaque=_is_opaque(host))
+            yield from _walk_upper(host, rel + "/")
+        else:
+            yield Change(ChangeKind.ADD, rel, host)
+
+
+def tree_changes(lower: Path | None, upper: Path) -> Iterator[Change]:
+    """Changes turning `lower` (None: empty) into `upper`, sorted (see module docstring)."""
+    if lower is None:
+        yield from _all_added(Path(upper), "")
+    else:
+        yield from _compare_dirs(Path(lower), Path(upper), "")
+
+
+def _all_added(directory: Path, prefix: str) -> Iterator[Change]:
+    for entry in _sorted_entries(directory):
+        rel = prefix + entry.name
+        host = Path(entry.path)
+        yield Change(ChangeKind.ADD, rel, host)
+        if entry.is_dir(follow_symlinks=False):
+            yield from _all_added(host, rel + "/")
+
+
+def _compare_dirs(lower: Path, upper: Path, prefix: str) -> Iterator[Change]:
+    lows = {e.name: e for e in _sorted_entries(lower)}
+    ups = {e.name: e for e in _sorted_entries(upper)}
+    for name in sorted(lows.keys() | ups.keys()):
+        rel = prefix + name
+        low, up = lows.get(name), ups.get(name)
+        if up is None:
+            yield Change(ChangeKind.DELETE, rel, None)
+            continue
+        up_path = Path(up.path)
+        up_is_dir = up.is_dir(follow_symlinks=False)
+        if low is None:
+            yield Change(ChangeKind.ADD, rel, up_path)
+            if up_is_dir:
+                yield from _all_added(up_path, rel + "/")
+            continue
+        low_path = Path(low.path)
+        low_is_dir = low.is_dir(follow_symlinks=False)
+        if not _same_entry(low_path, low.stat(follow_symlinks=False),
+                           up_path, up.stat(follow_symlinks=False)):
+            yield Change(ChangeKind.MODIFY, rel, up_path)
+        if up_is_dir:
+            if low_is_dir:
+                yield from _compare_dirs(low_path, up_path, rel + "/")
+            else:
+                yield from _all_added(up_path, rel + "/")
+
+
+def _same_entry(lp: Path, ls: os.stat_result, up: Path, us: os.stat_result) -> bool:
+    if (ls.st_dev, ls.st_ino) == (us.st_dev, us.st_ino):
+        return True  # the same inode (a hard-linked copy): nothing changed
+    if (
+        stat.S_IFMT(ls.st_mode) != stat.S_IFMT(us.st_mode)
+        or stat.S_IMODE(ls.st_mode) != stat.S_IMODE(us.st_mode)
+        or ls.st_uid != us.st_uid
+        or ls.st_gid != us.st_gid
+    ):
+        return False
+    if (stat.S_ISCHR(us.st_mode) or stat.S_ISBLK(us.st_mode)) and ls.st_rdev != us.st_rdev:
+        return False
+    if stat.S_ISLNK(us.st_mode):
+        if os.readlink(lp) != os.readlink(up):
+            return False
+    elif not stat.S_ISDIR(us.st_mode) and ls.st_mtime_ns != us.st_mtime_ns:
+        return False
+    if stat.S_ISDIR(us.st_mode) and ls.st_mtime_ns != us.st_mtime_ns:
+        return False
+    if read_xattrs(lp) != read_xattrs(up):
+        return False
+    if stat.S_ISREG(us.st_mode):
+        if ls.st_size != us.st_size:
+            return False
+        if us.st_mtime_ns % 1_000_000_000 == 0:
+            return _same_content(lp, up)
+    return True
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(_CHUNK), fb.read(_CHUNK)
+            if ca != cb:
+                return False
+            if not ca:
+                return True

@@ -1,0 +1,98 @@
+"""Differ: changes -> compressed OCI layer in ONE streaming pass.
+
+    tar bytes --> sha256 (diff_id) --> compressor --> sha256 + byte count (digest, size) --> sink
+
+Nothing is held in memory beyond ~1 MiB buffers. The sink is any object with `write(bytes)`
+(a content-store writer, a file, a socket wrapper); `write_layer` never closes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.layers.archive import Sink, write_changes
+from builder.layers.changes import Change, tree_changes
+from builder.layers.compression import media_type_for, open_compressor
+from registry.oci.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    """What a descriptor and an image config need about a written layer."""
+
+    diff_id: Digest  # sha256 of the uncompressed tar (goes into rootfs.diff_ids)
+    digest: Digest  # sha256 of the bytes written to the sink (the blob digest)
+    size: int  # number of bytes written to the sink
+    media_type: str
+
+
+class _CountingHasher:
+    __slots__ = ("_sink", "hash", "size")
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.size += len(data)
+        self._sink.write(data)
+
+
+class _TarTee:
+    """Receives the tar stream: hashes it (diff_id), then feeds the compressor."""
+
+    __slots__ = ("hash", "_compressor")
+
+    def __init__(self, compressor: object) -> None:
+        self.hash = hashlib.sha256()
+        self._compressor = compressor
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self._compressor.write(data)  # type: ignore[attr-defined]
+
+
+def write_layer(
+    changes: Iterable[Change],
+    sink: Sink,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    source_date_epoch: int | None = None,
+) -> LayerInfo:
+    """Write the layer for `changes` into `sink`; returns its diff_id, digest, size, media type."""
+    media_type = media_type_for(compression)
+    counted = _CountingHasher(sink)
+    compressor = open_compressor(counted, compression, level)
+    tee = _TarTee(compressor)
+    write_changes(changes, tee, source_date_epoch=source_date_epoch)
+    compressor.close()
+    return LayerInfo(
+        diff_id=Digest("sha256", tee.hash.hexdigest()),
+        digest=Digest("sha256", counted.hash.hexdigest()),
+        size=counted.size,
+        media_type=media_type,
+    )
+
+
+def write_tree_layer(
+    root: Path,
+    sink: Sink,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    source_date_epoch: int | None = None,
+) -> LayerInfo:
+    """The whole tree under `root` as one layer (every entry added), e.g. for `strata import`."""
+    return write_layer(
+        tree_changes(None, Path(root)),
+        sink,
+        compression=compression,
+        level=level,
+        source_date_epoch=source_date_epoch,
+    )
