@@ -1,0 +1,203 @@
+"""ManifestStore: manifests by digest, tags, referrers and the catalog.
+
+Manifest bytes are stored exactly as pushed, as blobs in the global store; everything else
+(which repository holds which manifest, tags, subjects) lives in the metadata index. A PUT
+is refused unless every blob (image manifest) or child manifest (index) is already in the
+repository (ManifestBlobUnknown), and the check and the write are one transaction.
+
+Reads by tag or digest are served from GenerationCache + ContentCache when nothing changed
+since (any process), so a hot manifest HEAD/GET costs no system call and no thread hop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+
+from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest, parse_manifest
+from registry.oci.errors import (
+    DigestInvalid,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    PaginationInvalid,
+    Unsupported,
+)
+from registry.oci.reference import TAG_RE, validate_name, validate_tag
+from registry.storage import paths
+from registry.storage.cache import ContentCache, GenerationCache
+from registry.storage.driver import PathNotFound, StorageDriver
+from registry.storage.metadata import ManifestRecord, MetadataIndex
+from registry.storage.values import ManifestInfo, ManifestListener, StoreConfig, StoredManifest
+
+log = logging.getLogger(__name__)
+
+_OFFLOAD_BYTES = 256 * 1024  # parse/hash bigger manifests in a worker thread
+
+
+def _info(record: ManifestRecord) -> ManifestInfo:
+    return ManifestInfo(Digest.parse(record.digest), record.media_type, record.size,
+                        Digest.parse(record.subject) if record.subject else None)
+
+
+def _check_page(n: int | None) -> None:
+    if n is not None and n < 0:
+        raise PaginationInvalid(detail={"n": n})
+
+
+class ManifestStore:
+    def __init__(self, driver: StorageDriver, index: MetadataIndex, config: StoreConfig,
+                 listeners: list[ManifestListener]) -> None:
+        self._driver = driver
+        self._index = index
+        self._config = config
+        self._listeners = listeners
+        self._infos: GenerationCache[tuple[str, str], ManifestInfo] = \
+            GenerationCache(index.generation)
+        self._content = ContentCache()
+
+    # ------------------------------------------------------------------ writes
+
+    async def put(self, repo: str, reference: str, media_type: str | None, data: bytes,
+                  tags: Sequence[str] = ()) -> ManifestInfo:
+        """Validate and store a manifest under a tag or digest `reference` (+ extra `tags`).
+
+        ManifestInvalid (bad JSON/shape/too big), Unsupported (schema 1), DigestInvalid (a
+        digest reference not matching the bytes), ManifestBlobUnknown (a referenced blob or
+        child manifest not in `repo`), NameInvalid, TagInvalid.
+        """
+        validate_name(repo)
+        expected: Digest | None = None
+        all_tags = [validate_tag(t) for t in tags]
+        if is_digest(reference):
+            expected = Digest.parse(reference)
+        else:
+            all_tags.insert(0, validate_tag(reference))
+        if len(data) > self._config.max_manifest_bytes:
+            raise ManifestInvalid(f"manifest is {len(data)} bytes; the limit is "
+                                  f"{self._config.max_manifest_bytes}",
+                                  detail={"size": len(data)})
+        algorithm = expected.algorithm if expected is not None else "sha256"
+        if len(data) > _OFFLOAD_BYTES:
+            loop = asyncio.get_running_loop()
+            manifest = await loop.run_in_executor(None, parse_manifest, data, media_type)
+            digest = await loop.run_in_executor(None, Digest.from_bytes, data, algorithm)
+        else:
+            manifest = parse_manifest(data, media_type)
+            digest = Digest.from_bytes(data, algorithm)
+        if expected is not None and digest != expected:
+            raise DigestInvalid("manifest digest does not match the reference",
+                                detail={"digest": str(expected), "actual": str(digest)})
+        blobs: list[str] = []
+        children: list[str] = []
+        if isinstance(manifest, ImageManifest):
+            blobs = [str(d.digest) for d in manifest.blobs()]
+        elif isinstance(manifest, ImageIndex):
+            children = [str(d.digest) for d in manifest.manifests]
+        record = ManifestRecord(
+            str(digest), manifest.media_type, len(data),
+            str(manifest.subject.digest) if manifest.subject is not None else None,
+            manifest.effective_artifact_type(),
+            json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None)
+        if await self._index.blob_size(str(digest)) is None:
+            await self._driver.put_content(paths.blob_data(digest), data)
+        await self._index.put_manifest(repo, record, all_tags, blobs, children)
+        self._content.put(str(digest), data)
+        info = _info(record)
+        await self._notify(repo, None, info, False)
+        for tag in all_tags:
+            await self._notify(repo, tag, info, False)
+        return info
+
+    async def delete(self, repo: str, reference: str) -> None:
+        """By digest: the manifest and every tag on it. By tag: only the tag.
+        Unsupported when deletes are disabled; ManifestUnknown when absent."""
+        if not self._config.delete_enabled:
+            raise Unsupported("deletes are disabled on this registry")
+        if is_digest(reference):
+            digest = Digest.parse(reference)
+            record = await self._index.manifest(repo, str(digest))
+            if record is None or await self._index.delete_manifest(repo, str(digest)) is None:
+                raise ManifestUnknown(detail={"reference": reference})
+            await self._notify(repo, None, _info(record), True)
+            return
+        if not TAG_RE.fullmatch(reference):
+            raise ManifestUnknown(detail={"reference": reference[:200]})
+        target = await self._index.delete_tag(repo, reference)
+        if target is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        record = await self._index.manifest(repo, target)
+        if record is not None:
+            await self._notify(repo, reference, _info(record), True)
+
+    async def _notify(self, repo: str, tag: str | None, info: ManifestInfo,
+                      deleted: bool) -> None:
+        for listener in list(self._listeners):
+            try:
+                result = listener(repo, tag, info, deleted)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("manifest listener %r failed", listener)
+
+    # ------------------------------------------------------------------ reads
+
+    async def stat(self, repo: str, reference: str) -> ManifestInfo:
+        """ManifestUnknown unless `reference` (tag or digest) names a manifest of `repo`."""
+        key = (repo, reference)
+        cached = self._infos.get(key)
+        if cached is not None:
+            return cached
+        snapshot = self._infos.snapshot()
+        if is_digest(reference):
+            record = await self._index.manifest(repo, str(Digest.parse(reference)))
+        elif TAG_RE.fullmatch(reference):
+            record = await self._index.manifest_by_tag(repo, reference)
+        else:
+            record = None
+        if record is None:
+            raise ManifestUnknown(detail={"reference": reference[:200]})
+        info = _info(record)
+        self._infos.put(key, info, snapshot)
+        return info
+
+    async def get(self, repo: str, reference: str) -> StoredManifest:
+        info = await self.stat(repo, reference)
+        data = self._content.get(str(info.digest))
+        if data is None:
+            try:
+                data = await self._driver.get_content(paths.blob_data(info.digest))
+            except PathNotFound:
+                raise ManifestUnknown(detail={"reference": reference[:200]}) from None
+            self._content.put(str(info.digest), data)
+        return StoredManifest(info, data)
+
+    async def tags(self, repo: str, n: int | None = None,
+                   last: str | None = None) -> list[str]:
+        """Tag names in lexical order after `last`, at most `n`; NameUnknown for no repo."""
+        _check_page(n)
+        found = await self._index.tags(repo, n, last)
+        if found is None:
+            raise NameUnknown(detail={"name": repo[:300]})
+        return found
+
+    async def tags_of(self, repo: str, digest: Digest) -> list[str]:
+        """The tags currently pointing at `digest` in `repo`."""
+        return await self._index.tags_of(repo, str(digest))
+
+    async def catalog(self, n: int | None = None, last: str | None = None) -> list[str]:
+        """Repository names in lexical order after `last`, at most `n`."""
+        _check_page(n)
+        return await self._index.catalog(n, last)
+
+    async def referrers(self, repo: str, subject: Digest,
+                        artifact_type: str | None = None) -> list[Descriptor]:
+        """Descriptors of the manifests in `repo` whose subject is `subject` (optionally only
+        one artifactType), ordered by digest; empty for unknown repositories."""
+        records = await self._index.referrers(repo, str(subject), artifact_type)
+        return [Descriptor(r.media_type, Digest.parse(r.digest), r.size,
+                           annotations=r.annotations_dict(), artifact_type=r.artifact_type)
+                for r in records]

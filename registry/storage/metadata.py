@@ -1,0 +1,354 @@
+"""The SQLite metadata index: repositories, blob links, manifests, tags, referrers.
+
+One database file (`<root>/metadata.db`, WAL) shared by every worker process. Each
+MetadataIndex owns one connection used only from its own single worker thread, so SQLite
+calls never run on the event loop and never share a connection across threads. Writes run
+in `BEGIN IMMEDIATE` transactions (serialized across processes by SQLite's write lock, with a
+busy timeout); reads see the last committed state. The schema is versioned with
+`PRAGMA user_version` and upgraded in place by the MIGRATIONS table.
+
+After every committed write the index rewrites the shared Generation (a mmap'd file), which
+is how caches in any process learn that something changed without a system call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mmap
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from registry.oci.errors import ManifestBlobUnknown
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # version reached -> statements that take the schema from version-1 to it
+    1: (
+        "CREATE TABLE repositories (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+        " created_at REAL NOT NULL)",
+        "CREATE TABLE blobs (digest TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE blob_links (repo_id INTEGER NOT NULL, digest TEXT NOT NULL,"
+        " PRIMARY KEY (repo_id, digest)) WITHOUT ROWID",
+        "CREATE INDEX blob_links_by_digest ON blob_links (digest)",
+        "CREATE TABLE manifests (repo_id INTEGER NOT NULL, digest TEXT NOT NULL,"
+        " media_type TEXT NOT NULL, size INTEGER NOT NULL, subject TEXT, artifact_type TEXT,"
+        " annotations TEXT, created_at REAL NOT NULL,"
+        " PRIMARY KEY (repo_id, digest)) WITHOUT ROWID",
+        "CREATE INDEX manifests_by_subject ON manifests (repo_id, subject)"
+        " WHERE subject IS NOT NULL",
+        "CREATE TABLE tags (repo_id INTEGER NOT NULL, name TEXT NOT NULL,"
+        " digest TEXT NOT NULL, updated_at REAL NOT NULL,"
+        " PRIMARY KEY (repo_id, name)) WITHOUT ROWID",
+        "CREATE INDEX tags_by_digest ON tags (repo_id, digest)",
+    ),
+}
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer strata; refuse rather than corrupt it."""
+
+
+class Generation:
+    """An 8-byte value in a shared mmap'd file; every committed change writes a fresh one.
+
+    `value()` is a plain memory read (safe on the event loop). A reader that captured a value
+    before reading the database and still sees it afterwards knows no commit happened since
+    any change it missed (writers rewrite the value after their commit; values never repeat).
+    """
+
+    SIZE = 8
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.fstat(fd).st_size < mmap.PAGESIZE:
+                os.ftruncate(fd, mmap.PAGESIZE)
+            self._map = mmap.mmap(fd, mmap.PAGESIZE)
+        finally:
+            os.close(fd)
+        self._rng = random.Random()
+
+    def value(self) -> bytes:
+        return self._map[: self.SIZE]
+
+    def bump(self) -> None:
+        self._map[: self.SIZE] = self._rng.getrandbits(64).to_bytes(self.SIZE, "little")
+
+    def close(self) -> None:
+        self._map.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    digest: str
+    media_type: str
+    size: int
+    subject: str | None = None
+    artifact_type: str | None = None
+    annotations: str | None = None  # JSON object text
+
+    def annotations_dict(self) -> dict[str, str] | None:
+        return json.loads(self.annotations) if self.annotations else None
+
+
+_MANIFEST_COLUMNS = "m.digest, m.media_type, m.size, m.subject, m.artifact_type, m.annotations"
+_REPO_ID = "(SELECT id FROM repositories WHERE name = ?)"
+
+
+class MetadataIndex:
+    """Async facade over one SQLite connection living in one dedicated thread."""
+
+    def __init__(self, path: Path, generation: Generation) -> None:
+        self.path = path
+        self.generation = generation
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-meta")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path, generation_path: Path) -> MetadataIndex:
+        loop = asyncio.get_running_loop()
+        generation = await loop.run_in_executor(None, Generation, generation_path)
+        index = cls(path, generation)
+        await index._call(index._connect)
+        return index
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._call(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+        self.generation.close()
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ connection, schema
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30.0, cached_statements=256)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        self._conn = conn
+        with self._write() as cur:
+            version = cur.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(f"{self.path} has schema {version}; this strata knows "
+                                   f"{SCHEMA_VERSION}")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    cur.execute(statement)
+                cur.execute(f"PRAGMA user_version = {target}")
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        assert self._conn is not None, "metadata index is closed"
+        return self._conn
+
+    def _write(self) -> _WriteTxn:
+        return _WriteTxn(self)
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        return self.conn.execute(sql, args).fetchall()
+
+    # ------------------------------------------------------------------ reads
+
+    async def blob_link_size(self, repo: str, digest: str) -> int | None:
+        """Size of `digest` when linked into `repo`, else None."""
+        rows = await self._call(self._rows,
+                                "SELECT b.size FROM blob_links l JOIN blobs b USING (digest)"
+                                f" WHERE l.repo_id = {_REPO_ID} AND l.digest = ?",
+                                (repo, digest))
+        return rows[0][0] if rows else None
+
+    async def blob_size(self, digest: str) -> int | None:
+        """Size of a blob known to the registry (in any repository), else None."""
+        rows = await self._call(self._rows, "SELECT size FROM blobs WHERE digest = ?",
+                                (digest,))
+        return rows[0][0] if rows else None
+
+    async def manifest(self, repo: str, digest: str) -> ManifestRecord | None:
+        rows = await self._call(self._rows,
+                                f"SELECT {_MANIFEST_COLUMNS} FROM manifests m"
+                                f" WHERE m.repo_id = {_REPO_ID} AND m.digest = ?",
+                                (repo, digest))
+        return ManifestRecord(*rows[0]) if rows else None
+
+    async def manifest_by_tag(self, repo: str, tag: str) -> ManifestRecord | None:
+        rows = await self._call(self._rows,
+                                f"SELECT {_MANIFEST_COLUMNS} FROM tags t JOIN manifests m"
+                                " ON m.repo_id = t.repo_id AND m.digest = t.digest"
+                                f" WHERE t.repo_id = {_REPO_ID} AND t.name = ?",
+                                (repo, tag))
+        return ManifestRecord(*rows[0]) if rows else None
+
+    def _tags(self, repo: str, n: int | None, last: str | None) -> list[str] | None:
+        row = self.conn.execute("SELECT id FROM repositories WHERE name = ?",
+                                (repo,)).fetchone()
+        if row is None:
+            return None
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?",
+            (row[0], last or "", -1 if n is None else n))]
+
+    async def tags(self, repo: str, n: int | None = None,
+                   last: str | None = None) -> list[str] | None:
+        """Sorted tag names after `last`, at most `n`; None when the repository is unknown."""
+        return await self._call(self._tags, repo, n, last)
+
+    async def tags_of(self, repo: str, digest: str) -> list[str]:
+        rows = await self._call(self._rows,
+                                f"SELECT name FROM tags WHERE repo_id = {_REPO_ID}"
+                                " AND digest = ? ORDER BY name", (repo, digest))
+        return [r[0] for r in rows]
+
+    async def catalog(self, n: int | None = None, last: str | None = None) -> list[str]:
+        rows = await self._call(self._rows,
+                                "SELECT name FROM repositories WHERE name > ?"
+                                " ORDER BY name LIMIT ?", (last or "", -1 if n is None else n))
+        return [r[0] for r in rows]
+
+    async def referrers(self, repo: str, subject: str,
+                        artifact_type: str | None = None) -> list[ManifestRecord]:
+        sql = (f"SELECT {_MANIFEST_COLUMNS} FROM manifests m"
+               f" WHERE m.repo_id = {_REPO_ID} AND m.subject = ?")
+        args: list[Any] = [repo, subject]
+        if artifact_type is not None:
+            sql += " AND m.artifact_type = ?"
+            args.append(artifact_type)
+        rows = await self._call(self._rows, sql + " ORDER BY m.digest", args)
+        return [ManifestRecord(*r) for r in rows]
+
+    # ------------------------------------------------------------------ writes
+
+    @staticmethod
+    def _repo_id(cur: sqlite3.Cursor, repo: str) -> int:
+        row = cur.execute("SELECT id FROM repositories WHERE name = ?", (repo,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cur.execute("INSERT INTO repositories (name, created_at) VALUES (?, ?)",
+                    (repo, time.time()))
+        return int(cur.lastrowid or 0)
+
+    def _link_blob(self, repo: str, digest: str, size: int) -> None:
+        with self._write() as cur:
+            cur.execute("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)",
+                        (digest, size))
+            cur.execute("INSERT OR IGNORE INTO blob_links (repo_id, digest) VALUES (?, ?)",
+                        (self._repo_id(cur, repo), digest))
+
+    async def link_blob(self, repo: str, digest: str, size: int) -> None:
+        """Record the blob globally and make it readable through `repo`."""
+        await self._call(self._link_blob, repo, digest, size)
+
+    def _unlink_blob(self, repo: str, digest: str) -> bool:
+        with self._write() as cur:
+            cur.execute(f"DELETE FROM blob_links WHERE repo_id = {_REPO_ID} AND digest = ?",
+                        (repo, digest))
+            return cur.rowcount > 0
+
+    async def unlink_blob(self, repo: str, digest: str) -> bool:
+        return await self._call(self._unlink_blob, repo, digest)
+
+    def _put_manifest(self, repo: str, record: ManifestRecord, tags: Sequence[str],
+                      blobs: Iterable[str], children: Iterable[str]) -> None:
+        with self._write() as cur:
+            repo_id = self._repo_id(cur, repo)
+            for digest in dict.fromkeys(blobs):
+                if cur.execute("SELECT 1 FROM blob_links WHERE repo_id = ? AND digest = ?",
+                               (repo_id, digest)).fetchone() is None:
+                    raise ManifestBlobUnknown(detail={"digest": digest})
+            for digest in dict.fromkeys(children):
+                if cur.execute("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
+                               (repo_id, digest)).fetchone() is None:
+                    raise ManifestBlobUnknown(detail={"digest": digest})
+            now = time.time()
+            cur.execute("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)",
+                        (record.digest, record.size))
+            cur.execute("INSERT OR IGNORE INTO blob_links (repo_id, digest) VALUES (?, ?)",
+                        (repo_id, record.digest))
+            cur.execute(
+                "INSERT INTO manifests (repo_id, digest, media_type, size, subject,"
+                " artifact_type, annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (repo_id, digest) DO UPDATE SET media_type = excluded.media_type,"
+                " subject = excluded.subject, artifact_type = excluded.artifact_type,"
+                " annotations = excluded.annotations",
+                (repo_id, record.digest, record.media_type, record.size, record.subject,
+                 record.artifact_type, record.annotations, now))
+            for tag in tags:
+                cur.execute("INSERT INTO tags (repo_id, name, digest, updated_at)"
+                            " VALUES (?, ?, ?, ?) ON CONFLICT (repo_id, name) DO UPDATE"
+                            " SET digest = excluded.digest, updated_at = excluded.updated_at",
+                            (repo_id, tag, record.digest, now))
+
+    async def put_manifest(self, repo: str, record: ManifestRecord, tags: Sequence[str],
+                           blobs: Iterable[str], children: Iterable[str]) -> None:
+        """Atomically check references and record the manifest and its tags.
+
+        Every digest in `blobs` must be linked into `repo` and every one in `children` must
+        be a manifest of `repo`, else ManifestBlobUnknown and nothing changes.
+        """
+        await self._call(self._put_manifest, repo, record, tuple(tags), tuple(blobs),
+                         tuple(children))
+
+    def _delete_manifest(self, repo: str, digest: str) -> list[str] | None:
+        with self._write() as cur:
+            cur.execute(f"DELETE FROM manifests WHERE repo_id = {_REPO_ID} AND digest = ?",
+                        (repo, digest))
+            if cur.rowcount == 0:
+                return None
+            tags = [r[0] for r in cur.execute(
+                f"DELETE FROM tags WHERE repo_id = {_REPO_ID} AND digest = ? RETURNING name",
+                (repo, digest))]
+            cur.execute(f"DELETE FROM blob_links WHERE repo_id = {_REPO_ID} AND digest = ?",
+                        (repo, digest))
+            return sorted(tags)
+
+    async def delete_manifest(self, repo: str, digest: str) -> list[str] | None:
+        """Remove the manifest and every tag on it; the removed tags, or None if absent."""
+        return await self._call(self._delete_manifest, repo, digest)
+
+    def _delete_tag(self, repo: str, tag: str) -> str | None:
+        with self._write() as cur:
+            row = cur.execute(f"DELETE FROM tags WHERE repo_id = {_REPO_ID} AND name = ?"
+                              " RETURNING digest", (repo, tag)).fetchone()
+            return None if row is None else str(row[0])
+
+    async def delete_tag(self, repo: str, tag: str) -> str | None:
+        """Remove one tag; the digest it pointed at, or None if absent."""
+        return await self._call(self._delete_tag, repo, tag)
+
+
+class _WriteTxn:
+    """`with index._write() as cur:` -> BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error),
+    then a fresh Generation value so every process's caches drop what they hold."""
+
+    __slots__ = ("_index", "_cur")
+
+    def __init__(self, index: MetadataIndex) -> None:
+        self._index = index
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self._cur = self._index.conn.cursor()
+        self._cur.execute("BEGIN IMMEDIATE")
+        return self._cur
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._cur.execute("COMMIT")
+            self._index.generation.bump()
+        else:
+            self._cur.execute("ROLLBACK")
+        self._cur.close()
