@@ -127,7 +127,7 @@ class MetadataIndex:
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False)  # idle: the close above already ran in it
         self.generation.close()
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:

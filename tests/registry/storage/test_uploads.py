@@ -1,0 +1,267 @@
+"""Upload sessions: the state machine, chunk ordering, verification, restart, processes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from registry.oci import Digest
+from registry.oci.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    DigestInvalid,
+    NameInvalid,
+    RangeInvalid,
+)
+from registry.storage import RegistryStore, StoreConfig, UploadState
+from registry.storage.uploads import TRANSITIONS, UploadAction, next_state
+
+REPO = "team/app"
+DATA = os.urandom(3 * 1024 * 1024 + 12345)
+DIGEST = Digest.from_bytes(DATA)
+
+
+async def _read(store: RegistryStore, repo: str, digest: Digest, start: int = 0,
+                end: int | None = None) -> bytes:
+    return b"".join([c async for c in store.blobs.read(repo, digest, start, end)])
+
+
+async def test_monolithic_put_makes_the_blob_readable_through_the_repo(store, push) -> None:
+    info = await store.uploads.put(REPO, DIGEST, push.chunks(DATA, 100_000))
+    assert (info.digest, info.size) == (DIGEST, len(DATA))
+    assert await store.blobs.stat(REPO, DIGEST) == info
+    assert await _read(store, REPO, DIGEST) == DATA
+    assert await _read(store, REPO, DIGEST, 10, 1000) == DATA[10:1000]
+    if info.path is not None:
+        assert await asyncio.to_thread(info.path.read_bytes) == DATA
+
+
+async def test_chunked_upload_reports_offsets_and_commits(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    assert status.offset == 0 and status.repo == REPO
+    cut = [0, 1, 700_000, 2_000_000, len(DATA)]
+    for a, b in zip(cut, cut[1:], strict=False):
+        status = await store.uploads.append(REPO, status.uuid, push.chunks(DATA[a:b], 77_777), a)
+        assert status.offset == b
+    assert (await store.uploads.status(REPO, status.uuid)).offset == len(DATA)
+    info = await store.uploads.commit(REPO, status.uuid, DIGEST)
+    assert info.size == len(DATA)
+    assert await _read(store, REPO, DIGEST) == DATA
+
+
+async def test_final_chunk_can_come_with_the_commit(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    await store.uploads.append(REPO, status.uuid, push.chunks(DATA[:1000]))
+    info = await store.uploads.commit(REPO, status.uuid, DIGEST, push.chunks(DATA[1000:]), 1000)
+    assert await _read(store, REPO, info.digest) == DATA
+
+
+async def test_out_of_order_chunk_raises_range_invalid_with_the_offset(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    await store.uploads.append(REPO, status.uuid, push.chunks(b"abc"), 0)
+    with pytest.raises(RangeInvalid) as err:
+        await store.uploads.append(REPO, status.uuid, push.chunks(b"zzz"), 10)
+    assert err.value.detail == {"offset": 3}
+    with pytest.raises(RangeInvalid):
+        await store.uploads.commit(REPO, status.uuid, Digest.from_bytes(b"abczzz"),
+                                   push.chunks(b"zzz"), 0)
+    assert (await store.uploads.status(REPO, status.uuid)).offset == 3
+    info = await store.uploads.commit(REPO, status.uuid, Digest.from_bytes(b"abcdef"),
+                                      push.chunks(b"def"), 3)
+    assert await _read(store, REPO, info.digest) == b"abcdef"
+
+
+async def test_second_commit_of_the_same_upload_is_unknown(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    await store.uploads.commit(REPO, status.uuid, DIGEST, push.chunks(DATA))
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.commit(REPO, status.uuid, DIGEST)
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.status(REPO, status.uuid)
+
+
+async def test_concurrent_commits_of_one_session_succeed_once(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    await store.uploads.append(REPO, status.uuid, push.chunks(DATA))
+    results = await asyncio.gather(
+        *(store.uploads.commit(REPO, status.uuid, DIGEST) for _ in range(3)),
+        return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert sum(isinstance(r, BlobUploadUnknown) for r in results) == 2
+
+
+async def test_digest_mismatch_leaves_nothing_visible(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    wrong = Digest.from_bytes(b"something else")
+    with pytest.raises(DigestInvalid):
+        await store.uploads.commit(REPO, status.uuid, wrong, push.chunks(DATA))
+    for digest in (wrong, DIGEST):
+        with pytest.raises(BlobUnknown):
+            await store.blobs.stat(REPO, digest)
+        assert await store.blobs.mount("other/repo", digest, None) is None
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.status(REPO, status.uuid)
+    files = [f.path async for f in store.driver.walk()]
+    assert not [p for p in files if p.startswith(("blobs/", "uploads/"))]
+
+
+async def test_cancelled_upload_is_unknown_afterwards(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    await store.uploads.append(REPO, status.uuid, push.chunks(b"data"))
+    await store.uploads.cancel(REPO, status.uuid)
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.append(REPO, status.uuid, push.chunks(b"more"))
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.cancel(REPO, status.uuid)
+
+
+@pytest.mark.parametrize("uuid", ["../../etc/passwd", "", "ABCDEF", "0" * 31, "0" * 32])
+async def test_unknown_or_malformed_upload_ids_are_unknown(store, uuid: str) -> None:
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.status(REPO, uuid)
+
+
+async def test_an_upload_is_only_reachable_through_its_repository(store, push) -> None:
+    status = await store.uploads.start(REPO)
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.append("other/repo", status.uuid, push.chunks(b"x"))
+    with pytest.raises(BlobUploadUnknown):
+        await store.uploads.status("other/repo", status.uuid)
+
+
+async def test_start_refuses_invalid_repository_names(store) -> None:
+    for name in ("UPPER/case", "a/../b", "x" * 256):
+        with pytest.raises(NameInvalid):
+            await store.uploads.start(name)
+
+
+async def test_expired_sessions_are_unknown_and_purged(tmp_path: Path, push) -> None:
+    store = await RegistryStore.open(StoreConfig(tmp_path / "r", upload_ttl_seconds=60))
+    try:
+        old = await store.uploads.start(REPO)
+        fresh = await store.uploads.start(REPO)
+        assert await store.uploads.purge_expired() == 0
+        assert await store.uploads.purge_expired(now=old.started_at + 30) == 0
+        assert await store.uploads.purge_expired(now=fresh.started_at + 61) == 2
+        with pytest.raises(BlobUploadUnknown):
+            await store.uploads.status(REPO, old.uuid)
+    finally:
+        await store.close()
+    store = await RegistryStore.open(StoreConfig(tmp_path / "r", upload_ttl_seconds=-1))
+    try:
+        status = await store.uploads.start(REPO)
+        with pytest.raises(BlobUploadUnknown):
+            await store.uploads.append(REPO, status.uuid, push.chunks(b"x"))
+    finally:
+        await store.close()
+
+
+async def test_a_new_store_on_the_same_root_continues_an_upload(tmp_path: Path, push) -> None:
+    config = StoreConfig(tmp_path / "root")
+    first = await RegistryStore.open(config)
+    status = await first.uploads.start(REPO)
+    await first.uploads.append(REPO, status.uuid, push.chunks(DATA[:1_000_000]))
+    await first.close()
+    second = await RegistryStore.open(config)
+    try:
+        assert (await second.uploads.status(REPO, status.uuid)).offset == 1_000_000
+        with pytest.raises(RangeInvalid):
+            await second.uploads.append(REPO, status.uuid, push.chunks(b"x"), 5)
+        info = await second.uploads.commit(REPO, status.uuid, DIGEST,
+                                           push.chunks(DATA[1_000_000:]), 1_000_000)
+        assert await _read(second, REPO, info.digest) == DATA
+    finally:
+        await second.close()
+
+
+async def test_two_stores_on_one_root_interleave_appends(tmp_path: Path, push) -> None:
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    try:
+        status = await a.uploads.start(REPO)
+        await a.uploads.append(REPO, status.uuid, push.chunks(DATA[:10]), 0)
+        await b.uploads.append(REPO, status.uuid, push.chunks(DATA[10:500_000]), 10)
+        with pytest.raises(RangeInvalid) as err:
+            await a.uploads.append(REPO, status.uuid, push.chunks(DATA[10:20]), 10)
+        assert err.value.detail == {"offset": 500_000}
+        await a.uploads.append(REPO, status.uuid, push.chunks(DATA[500_000:]), 500_000)
+        info = await a.uploads.commit(REPO, status.uuid, DIGEST)
+        assert await b.blobs.stat(REPO, DIGEST) == info
+        with pytest.raises(BlobUploadUnknown):
+            await b.uploads.commit(REPO, status.uuid, DIGEST)
+    finally:
+        await a.close()
+        await b.close()
+
+
+_CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from registry.storage import RegistryStore, StoreConfig
+
+    async def body():
+        yield sys.stdin.buffer.read()
+
+    async def main():
+        store = await RegistryStore.open(StoreConfig(Path(sys.argv[1])))
+        status = await store.uploads.append(sys.argv[2], sys.argv[3], body(), int(sys.argv[4]))
+        print(status.offset)
+        await store.close()
+
+    asyncio.run(main())
+""")
+
+
+async def test_another_process_continues_an_upload(tmp_path: Path, push) -> None:
+    config = StoreConfig(tmp_path / "root")
+    store = await RegistryStore.open(config)
+    try:
+        status = await store.uploads.start(REPO)
+        await store.uploads.append(REPO, status.uuid, push.chunks(DATA[:4096]))
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", _CHILD, str(config.root), REPO, status.uuid, "4096"],
+            input=DATA[4096:], capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert int(proc.stdout) == len(DATA)
+        info = await store.uploads.commit(REPO, status.uuid, DIGEST)
+        assert await _read(store, REPO, info.digest) == DATA
+    finally:
+        await store.close()
+
+
+async def test_two_writers_of_the_same_blob_both_succeed(store, push) -> None:
+    async def one() -> None:
+        status = await store.uploads.start(REPO)
+        await store.uploads.append(REPO, status.uuid, push.chunks(DATA, 50_000))
+        await store.uploads.commit(REPO, status.uuid, DIGEST)
+
+    await asyncio.gather(one(), one(), store.uploads.put("other/repo", DIGEST, push.chunks(DATA)))
+    assert await _read(store, REPO, DIGEST) == DATA
+    assert await _read(store, "other/repo", DIGEST) == DATA
+    files = [f.path async for f in store.driver.walk()]
+    assert [p for p in files if p.startswith("blobs/")] == [
+        f"blobs/sha256/{DIGEST.hex[:2]}/{DIGEST.hex}/data"]
+    assert not [p for p in files if p.startswith("uploads/")]
+
+
+async def test_sha512_digests_are_verified_by_rehashing(store, push) -> None:
+    digest = Digest("sha512", hashlib.sha512(DATA).hexdigest())
+    info = await store.uploads.put(REPO, digest, push.chunks(DATA))
+    assert await _read(store, REPO, info.digest) == DATA
+
+
+def test_ended_states_accept_no_move() -> None:
+    assert set(TRANSITIONS.values()) == set(UploadState)
+    for state in (UploadState.COMMITTED, UploadState.CANCELLED, UploadState.EXPIRED):
+        for action in UploadAction:
+            with pytest.raises(BlobUploadUnknown):
+                next_state("u", state, action)
+    assert next_state("u", UploadState.OPEN, UploadAction.APPEND) is UploadState.OPEN
