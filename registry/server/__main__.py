@@ -1,11 +1,30 @@
-"""`strata-registry`: run the OCI registry server (python -m registry.server)."""
+"""`strata-registry`: run the OCI registry server (python -m registry.server).
+
+    strata-registry serve [--config FILE] [--addr HOST:PORT] [--root DIR] [--workers N]
+                          [--delete-enabled] [--log-format text|json]
+    strata-registry reindex [--config FILE] [--root DIR]
+    strata-registry --version
+
+Options come from defaults, then the TOML file, then STRATA_REGISTRY_* variables, then flags
+(see registry/server/config.py for the list).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from registry.server.config import ConfigError, RegistryConfig, load_config
 
 
 def registry_version() -> str:
@@ -23,8 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"strata-registry {registry_version()}"
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the registry HTTP server")
+    _common(serve)
+    serve.add_argument("--addr", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port")
+    serve.add_argument("--delete-enabled", action="store_const", const=True, default=None,
+                       help="allow DELETE of blobs and manifests")
+    serve.add_argument("--log-format", choices=("text", "json"), help="log line format")
+    reindex = sub.add_parser("reindex", help="rebuild the search index from storage")
+    _common(reindex)
     return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path,
+                        default=os.environ.get("STRATA_REGISTRY_CONFIG") or None,
+                        help="TOML config file (or $STRATA_REGISTRY_CONFIG)")
+    parser.add_argument("--root", type=Path, help="storage root directory")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +68,124 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    overrides: dict[str, Any] = {"root": args.root}
+    if args.command == "serve":
+        overrides.update(addr=args.addr, workers=args.workers,
+                         delete_enabled=args.delete_enabled, log_format=args.log_format)
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"strata-registry: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config)
+    if args.command == "reindex":
+        count = asyncio.run(_reindex(config))
+        print(f"reindexed {count} repositories")
+        return 0
+    return serve(config)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "registry.access":
+            return record.getMessage()
+        out = {"ts": round(record.created, 3), "level": record.levelname.lower(),
+               "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+class _TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "registry.access":
+            return f"{self.formatTime(record)} access {record.getMessage()}"
+        return super().format(record)
+
+
+def setup_logging(config: RegistryConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    logging.getLogger("aiohttp.access").propagate = False
+
+
+async def _reindex(config: RegistryConfig) -> int:
+    from registry.search import SearchIndex
+    from registry.storage import RegistryStore, StoreConfig
+
+    store = await RegistryStore.open(StoreConfig(root=config.root))
+    try:
+        index = await SearchIndex.open(store.db_path, store)
+        try:
+            return await index.rebuild()
+        finally:
+            await index.close()
+    finally:
+        await store.close()
+
+
+def _run_worker(config: RegistryConfig, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from registry.server.app import AccessLogger, JsonAccessLogger, access_log, create_app
+
+    config.root.mkdir(parents=True, exist_ok=True)
+    logger_class = JsonAccessLogger if config.log_format == "json" else AccessLogger
+    logging.getLogger("registry.server").info(
+        "strata-registry %s listening on http://%s (pid %d, root %s)",
+        registry_version(), config.addr, os.getpid(), config.root)
+    web.run_app(
+        create_app(config), host=config.host, port=config.port, reuse_port=reuse_port,
+        access_log=access_log if config.access_log else None, access_log_class=logger_class,
+        print=None, backlog=1024, handle_signals=True, shutdown_timeout=5,
+    )
+
+
+def serve(config: RegistryConfig) -> int:
+    """Run in this process (workers=1), or fork N workers that share the port."""
+    if config.workers == 1:
+        _run_worker(config, reuse_port=False)
+        return 0
+    children: list[int] = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:  # child: fresh interpreter state, no loop yet
+            code = 0
+            try:
+                _run_worker(config, reuse_port=True)
+            except BaseException:
+                logging.getLogger("registry.server").exception("worker failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    remaining = set(children)
+    while remaining:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        remaining.discard(pid)
+        if os.waitstatus_to_exitcode(wait_status) not in (0, -signal.SIGTERM):
+            status = 1
+            forward(signal.SIGTERM, None)  # a worker died: stop all, let a supervisor restart
+    return status
 
 
 if __name__ == "__main__":

@@ -1,0 +1,345 @@
+"""SearchIndex: a derived, rebuildable full-text index of repositories (SQLite FTS5).
+
+One document per repository, made of its name, its tags, and for every tagged manifest the
+image config labels and the manifest's annotations (`org.opencontainers.image.description`
+and friends). The tables live in the registry's metadata database file (their own connection,
+their own `search_*` tables); storage stays the source of truth: `refresh(repo)` recomputes a
+repository's document from the store, and `rebuild()` (`strata-registry reindex`) recomputes
+them all. The server calls `schedule(repo)` from the store's manifest-change listener.
+
+Ranking is FTS5 bm25 with column weights (name 10, description 5, tags 3, labels and
+annotations 2); query words match as prefixes, and a repository whose name merely contains
+the query text is returned after the full-text hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from registry.oci import mediatypes as mt
+from registry.oci.digest import Digest
+from registry.oci.errors import RegistryError
+from registry.oci.manifest import ImageIndex, ImageManifest, parse_manifest
+
+log = logging.getLogger("registry.search")
+
+DESCRIPTION_KEYS = ("org.opencontainers.image.description", "description",
+                    "org.label-schema.description")
+MAX_CONFIG_BYTES = 1024 * 1024
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS search_repos (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    tags TEXT NOT NULL DEFAULT '[]',
+    labels TEXT NOT NULL DEFAULT '{}',
+    annotations TEXT NOT NULL DEFAULT '{}',
+    updated_at REAL NOT NULL DEFAULT 0
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
+    name, description, tags, labels, annotations,
+    tokenize = "unicode61 remove_diacritics 2"
+);
+"""
+
+
+class _Manifests(Protocol):
+    async def get(self, repo: str, reference: str) -> Any: ...
+    async def tags(self, repo: str, n: int | None = None, last: str | None = None) -> list[str]: ...
+    async def catalog(self, n: int | None = None, last: str | None = None) -> list[str]: ...
+
+
+class _Blobs(Protocol):
+    async def stat(self, repo: str, digest: Digest) -> Any: ...
+    def read(self, repo: str, digest: Digest, start: int = 0,
+             end: int | None = None) -> Any: ...
+
+
+class Store(Protocol):
+    """The part of RegistryStore the index reads."""
+
+    @property
+    def manifests(self) -> _Manifests: ...
+    @property
+    def blobs(self) -> _Blobs: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    labels: dict[str, str] = field(compare=False)
+    annotations: dict[str, str] = field(compare=False)
+    score: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "tags": list(self.tags),
+                "labels": self.labels, "annotations": self.annotations,
+                "score": round(self.score, 4), "updated_at": self.updated_at}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    query: str
+    total: int
+    page: int
+    page_size: int
+    hits: tuple[SearchHit, ...]
+
+    @property
+    def num_pages(self) -> int:
+        return (self.total + self.page_size - 1) // self.page_size if self.page_size else 0
+
+
+@dataclass(slots=True)
+class RepoFacts:
+    """What the index knows of one repository, gathered from storage."""
+
+    name: str
+    tags: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        for source in (self.annotations, self.labels):
+            for key in DESCRIPTION_KEYS:
+                if source.get(key):
+                    return source[key]
+        return ""
+
+
+def fts_query(text: str) -> str | None:
+    """User text -> an FTS5 query: every word must match as a prefix (None: nothing to match)."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return None
+    return " ".join(f'"{w}"*' for w in words)
+
+
+class SearchIndex:
+    """The index over one SQLite file. Blocking SQLite work runs in one dedicated thread."""
+
+    def __init__(self, db_path: Path, store: Store) -> None:
+        self._db_path = db_path
+        self._store = store
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(db_path, check_same_thread=False, timeout=30,
+                                     isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+        self._pending: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, db_path: Path, store: Store) -> SearchIndex:
+        return await asyncio.to_thread(cls, db_path, store)
+
+    async def close(self) -> None:
+        await self.drain()
+        await asyncio.to_thread(self._conn.close)
+
+    # ------------------------------------------------------------------ updates
+
+    def schedule(self, repo: str) -> None:
+        """Refresh `repo` soon (coalesced); safe to call from the store's listener on the loop."""
+        if repo in self._pending:
+            return
+        self._pending.add(repo)
+        task = asyncio.get_running_loop().create_task(self._refresh_pending(repo))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every scheduled refresh (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _refresh_pending(self, repo: str) -> None:
+        await asyncio.sleep(0)
+        self._pending.discard(repo)
+        try:
+            await self.refresh(repo)
+        except Exception:
+            log.exception("search index refresh of %s failed", repo)
+
+    async def refresh(self, repo: str) -> None:
+        """Recompute one repository's document from storage (removed when it has no tags)."""
+        facts = await self._gather(repo)
+        await asyncio.to_thread(self._write, repo, facts)
+
+    async def rebuild(self) -> int:
+        """Recompute every document from the store's catalog; returns the repository count."""
+        repos: list[str] = []
+        last: str | None = None
+        while True:
+            page = await self._store.manifests.catalog(1000, last)
+            repos.extend(page)
+            if len(page) < 1000:
+                break
+            last = page[-1]
+        await asyncio.to_thread(self._clear)
+        for repo in repos:
+            await self.refresh(repo)
+        return len(repos)
+
+    async def _gather(self, repo: str) -> RepoFacts | None:
+        try:
+            tags = await self._store.manifests.tags(repo)
+        except RegistryError:
+            return None
+        if not tags:
+            return None
+        facts = RepoFacts(repo, sorted(tags))
+        seen: set[str] = set()
+        for tag in facts.tags:
+            try:
+                stored = await self._store.manifests.get(repo, tag)
+            except RegistryError:
+                continue
+            digest = str(stored.info.digest)
+            if digest in seen:
+                continue
+            seen.add(digest)
+            await self._merge_manifest(repo, stored.data, facts)
+        return facts
+
+    async def _merge_manifest(self, repo: str, data: bytes, facts: RepoFacts) -> None:
+        try:
+            manifest = parse_manifest(data)
+        except RegistryError:
+            return
+        if manifest.annotations:
+            facts.annotations.update(
+                {k: v for k, v in manifest.annotations.items() if isinstance(v, str)})
+        if isinstance(manifest, ImageManifest) and manifest.config.media_type in mt.CONFIGS:
+            facts.labels.update(await self._config_labels(repo, manifest.config.digest))
+        elif isinstance(manifest, ImageIndex):
+            for child in manifest.manifests[:1]:  # labels of the first platform speak for all
+                try:
+                    stored = await self._store.manifests.get(repo, str(child.digest))
+                except RegistryError:
+                    continue
+                child_manifest = parse_manifest(stored.data)
+                if isinstance(child_manifest, ImageManifest):
+                    facts.labels.update(
+                        await self._config_labels(repo, child_manifest.config.digest))
+
+    async def _config_labels(self, repo: str, digest: Digest) -> dict[str, str]:
+        try:
+            info = await self._store.blobs.stat(repo, digest)
+            if info.size > MAX_CONFIG_BYTES:
+                return {}
+            chunks = []
+            async for chunk in self._store.blobs.read(repo, digest):
+                chunks.append(chunk)
+            config = json.loads(b"".join(chunks))
+        except (RegistryError, ValueError, OSError):
+            return {}
+        labels = (config.get("config") or {}).get("Labels") if isinstance(config, dict) else None
+        if not isinstance(labels, dict):
+            return {}
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def _write(self, repo: str, facts: RepoFacts | None) -> None:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT id FROM search_repos WHERE name = ?", (repo,)).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM search_fts WHERE rowid = ?", (row[0],))
+                if facts is None:
+                    conn.execute("DELETE FROM search_repos WHERE name = ?", (repo,))
+                else:
+                    values = (facts.description, json.dumps(facts.tags),
+                              json.dumps(facts.labels, sort_keys=True),
+                              json.dumps(facts.annotations, sort_keys=True), time.time())
+                    if row is None:
+                        cur = conn.execute(
+                            "INSERT INTO search_repos (name, description, tags, labels, "
+                            "annotations, updated_at) VALUES (?, ?, ?, ?, ?, ?)", (repo, *values))
+                        rowid = cur.lastrowid
+                    else:
+                        rowid = row[0]
+                        conn.execute(
+                            "UPDATE search_repos SET description = ?, tags = ?, labels = ?, "
+                            "annotations = ?, updated_at = ? WHERE id = ?", (*values, rowid))
+                    conn.execute(
+                        "INSERT INTO search_fts (rowid, name, description, tags, labels, "
+                        "annotations) VALUES (?, ?, ?, ?, ?, ?)",
+                        (rowid, _name_text(repo), facts.description, " ".join(facts.tags),
+                         _pairs_text(facts.labels.items()),
+                         _pairs_text(facts.annotations.items())))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _clear(self) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("DELETE FROM search_fts")
+            self._conn.execute("DELETE FROM search_repos")
+            self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ queries
+
+    async def search(self, text: str, page: int = 1, page_size: int = 25) -> SearchPage:
+        """Ranked repositories matching `text` (all repositories, by name, for empty text)."""
+        page = max(page, 1)
+        page_size = max(page_size, 1)
+        return await asyncio.to_thread(self._search, text.strip(), page, page_size)
+
+    def _search(self, text: str, page: int, page_size: int) -> SearchPage:
+        cols = "r.name, r.description, r.tags, r.labels, r.annotations, r.updated_at"
+        with self._lock:
+            conn = self._conn
+            query = fts_query(text)
+            rows: list[tuple[Any, ...]]
+            if query is None:
+                rows = [(*r, 0.0) for r in conn.execute(
+                    f"SELECT {cols} FROM search_repos r ORDER BY r.name")]
+            else:
+                rows = list(conn.execute(
+                    f"SELECT {cols}, bm25(search_fts, 10.0, 5.0, 3.0, 2.0, 2.0) AS rank "
+                    "FROM search_fts JOIN search_repos r ON r.id = search_fts.rowid "
+                    "WHERE search_fts MATCH ? ORDER BY rank, r.name", (query,)))
+                found = {r[0] for r in rows}
+                like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                    .replace("_", "\\_") + "%"
+                rows.extend((*r, 0.0) for r in conn.execute(
+                    f"SELECT {cols} FROM search_repos r WHERE r.name LIKE ? ESCAPE '\\' "
+                    "ORDER BY r.name", (like,)) if r[0] not in found)
+        start = (page - 1) * page_size
+        hits = tuple(
+            SearchHit(name=r[0], description=r[1], tags=tuple(json.loads(r[2])),
+                      labels=json.loads(r[3]), annotations=json.loads(r[4]),
+                      score=-float(r[6]), updated_at=float(r[5]))
+            for r in rows[start:start + page_size])
+        return SearchPage(text, len(rows), page, page_size, hits)
+
+
+def _name_text(repo: str) -> str:
+    """Index `a/b-c` as `a/b-c a b c` so each component matches on its own."""
+    parts = [p for p in re.split(r"[/._-]+", repo) if p]
+    return " ".join([repo, *parts])
+
+
+def _pairs_text(pairs: Iterable[tuple[str, str]]) -> str:
+    return " ".join(f"{k} {v}" for k, v in pairs)

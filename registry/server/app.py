@@ -1,0 +1,147 @@
+"""create_app(config) -> web.Application: routes, state (AppKeys), one middleware, access log.
+
+Route order matters because repository names contain slashes (`{name:.+}`): the literal
+endpoints come first, and each pattern ends in a fixed suffix (`/blobs/uploads/`,
+`/manifests/<ref>`...), so a greedy name never swallows one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from registry.oci.api import API_VERSION, API_VERSION_HEADER
+from registry.search import SearchIndex
+from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
+from registry.server.config import RegistryConfig
+from registry.server.errors import error_middleware
+from registry.storage import ManifestInfo, RegistryStore, StoreConfig
+
+log = logging.getLogger("registry.server")
+access_log = logging.getLogger("registry.access")
+
+NAME = "{name:.+}"
+
+
+async def api_base(request: web.Request) -> web.Response:
+    """GET /v2/: 200 `{}` — this registry needs no authentication."""
+    return web.json_response({}, headers={API_VERSION_HEADER: API_VERSION})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/v2/", api_base)
+    r.add_get("/v2", api_base)
+    r.add_get("/v2/_catalog", catalog.catalog)
+    r.add_post(f"/v2/{NAME}/blobs/uploads/", uploads.start_upload)
+    r.add_get(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.upload_status)
+    r.add_patch(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.patch_upload)
+    r.add_put(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.finish_upload)
+    r.add_delete(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.cancel_upload)
+    r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)  # GET also answers HEAD
+    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
+    r.add_get(f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
+    r.add_put(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest)
+    r.add_delete(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest)
+    r.add_get(f"/v2/{NAME}/tags/list", tags.list_tags)
+    r.add_get(f"/v2/{NAME}/referrers/{{digest}}", referrers.list_referrers)
+    r.add_get("/v1/_ping", search.v1_ping)
+    r.add_get("/v1/search", search.v1_search)
+    r.add_get("/strata/v1/search", search.strata_search)
+
+
+def create_app(config: RegistryConfig) -> web.Application:
+    """The registry application; storage opens on startup and closes on cleanup."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 ** 2)
+    app[keys.CONFIG] = config
+    add_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    store = await RegistryStore.open(StoreConfig(
+        root=config.root, delete_enabled=config.delete_enabled,
+        upload_ttl_seconds=config.upload_ttl_seconds,
+        max_manifest_bytes=config.max_manifest_bytes))
+    app[keys.STORE] = store
+    index: SearchIndex | None = None
+    if config.search_enabled:
+        index = await SearchIndex.open(store.db_path, store)
+        store.add_listener(_search_listener(index))
+    app[keys.SEARCH] = index
+    purge = None
+    if config.purge_interval_seconds > 0:
+        purge = asyncio.get_running_loop().create_task(
+            _purge_loop(store, config.purge_interval_seconds))
+    try:
+        yield
+    finally:
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+        if index is not None:
+            await index.close()
+        await store.close()
+
+
+def _search_listener(index: SearchIndex):  # type: ignore[no-untyped-def]
+    def on_manifest_change(repo: str, tag: str | None, info: ManifestInfo,
+                           deleted: bool) -> None:
+        try:
+            index.schedule(repo)
+        except RuntimeError:  # called outside the loop thread: nothing to schedule on
+            log.warning("search index: change in %s seen outside the event loop", repo)
+    return on_manifest_change
+
+
+async def _purge_loop(store: RegistryStore, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            purged = await store.uploads.purge_expired()
+            if purged:
+                log.info("purged %d expired upload sessions", purged)
+        except Exception:
+            log.exception("upload purge failed")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path, status, bytes, duration, client (text or JSON)."""
+
+    json_format = False
+
+    def log(self, request: BaseRequest, response: StreamResponse, time_: float) -> None:
+        client = request.remote or "-"
+        # body bytes: body_length also counts the header block, so prefer the declared length
+        if request.method == "HEAD" or response.status in (204, 304):
+            sent = 0
+        elif response.content_length is not None:
+            sent = response.content_length
+        else:
+            sent = response.body_length
+        if self.json_format:
+            line = json.dumps({
+                "ts": round(time.time(), 3), "client": client, "method": request.method,
+                "path": request.path_qs, "status": response.status,
+                "bytes": sent, "duration_ms": round(time_ * 1000, 3),
+            })
+        else:
+            line = (f"{client} {request.method} {request.path_qs} {response.status} "
+                    f"{sent} {time_ * 1000:.1f}ms")
+        self.logger.info(line)
+
+
+class JsonAccessLogger(AccessLogger):
+    json_format = True

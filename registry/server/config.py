@@ -1,0 +1,145 @@
+"""Registry configuration: defaults < TOML file < STRATA_REGISTRY_* environment < CLI flags.
+
+Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case name):
+
+    addr                 "127.0.0.1:5000"  host:port to listen on
+    root                 "./registry-data" storage root (blobs, uploads, metadata.db)
+    workers              1                 processes sharing the port via SO_REUSEPORT
+    delete_enabled       false             allow blob and manifest DELETE (else 405 UNSUPPORTED)
+    log_format           "text"            access/app log format: "text" or "json"
+    log_level            "info"            debug, info, warning, error
+    access_log           true              one line per request
+    upload_ttl_seconds   604800            unfinished uploads older than this are purged
+    purge_interval_seconds 3600            how often the purge runs (0 disables it)
+    max_manifest_bytes   4194304           manifests larger than this are refused
+    search_enabled       true              maintain the search index and serve the search APIs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "STRATA_REGISTRY_"
+LOG_FORMATS = ("text", "json")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the option."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    addr: str = "127.0.0.1:5000"
+    root: Path = Path("registry-data")
+    workers: int = 1
+    delete_enabled: bool = False
+    log_format: str = "text"
+    log_level: str = "info"
+    access_log: bool = True
+    upload_ttl_seconds: float = 7 * 24 * 3600
+    purge_interval_seconds: float = 3600
+    max_manifest_bytes: int = 4 * 1024 * 1024
+    search_enabled: bool = True
+
+    @property
+    def host(self) -> str:
+        return split_addr(self.addr)[0]
+
+    @property
+    def port(self) -> int:
+        return split_addr(self.addr)[1]
+
+    def replace(self, **changes: Any) -> RegistryConfig:
+        return _validated(dataclasses.replace(self, **changes))
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"addr {addr!r}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "log_format": str,
+          "log_level": str, "access_log": bool, "upload_ttl_seconds": float,
+          "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _KINDS[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+    if kind is int or kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if kind is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{name}: expected a path, got {value!r}")
+        return Path(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    return value
+
+
+def _validated(config: RegistryConfig) -> RegistryConfig:
+    split_addr(config.addr)
+    if config.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError("log_level must be debug, info, warning or error")
+    if config.max_manifest_bytes < 1024:
+        raise ConfigError("max_manifest_bytes must be at least 1024")
+    if config.upload_ttl_seconds <= 0:
+        raise ConfigError("upload_ttl_seconds must be positive")
+    return config
+
+
+def _apply(config: RegistryConfig, values: Mapping[str, Any], origin: str) -> RegistryConfig:
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in _KINDS:
+            raise ConfigError(f"{origin}: unknown option {key!r}")
+        changes[name] = _coerce(name, value)
+    return dataclasses.replace(config, **changes)
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> RegistryConfig:
+    """Build the effective config. `overrides` (CLI flags) win; None values are ignored."""
+    config = RegistryConfig()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        config = _apply(config, data, str(path))
+    environ = os.environ if env is None else env
+    from_env = {k[len(ENV_PREFIX):].lower(): v for k, v in environ.items()
+                if k.startswith(ENV_PREFIX) and k != ENV_PREFIX + "CONFIG"}
+    config = _apply(config, from_env, "environment")
+    if overrides:
+        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
+    return _validated(config)

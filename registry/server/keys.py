@@ -1,0 +1,17 @@
+"""Typed application state (aiohttp AppKey): what the handlers may reach."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from registry.server.config import RegistryConfig
+
+if TYPE_CHECKING:
+    from registry.search import SearchIndex
+    from registry.storage import RegistryStore
+
+CONFIG = web.AppKey("config", RegistryConfig)
+STORE: web.AppKey[RegistryStore] = web.AppKey("store")
+SEARCH: web.AppKey[SearchIndex | None] = web.AppKey("search")

@@ -1,0 +1,83 @@
+"""Manifest handlers: GET/HEAD (the store caches lookups), PUT (?tag=, OCI-Subject), DELETE."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from registry.oci.api import (
+    CONTENT_DIGEST_HEADER,
+    OCI_SUBJECT_HEADER,
+    OCI_TAG_HEADER,
+    manifest_path,
+)
+from registry.oci.digest import is_digest
+from registry.oci.errors import ManifestInvalid
+from registry.oci.reference import validate_tag
+from registry.server import keys
+from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
+
+
+def _reference(text: str) -> str:
+    """A digest (validated) or a tag (validated): the canonical reference string."""
+    if is_digest(text) or ":" in text:
+        return str(parse_digest(text))
+    return validate_tag(text)
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    """200 with the exact stored bytes; Content-Type is the stored media type."""
+    match = request.match_info
+    name = repo_name(request)
+    reference = _reference(match["reference"])
+    manifests = request.app[keys.STORE].manifests
+    stored = None
+    if request.method == "HEAD":
+        info = await manifests.stat(name, reference)
+    else:
+        stored = await manifests.get(name, reference)
+        info = stored.info
+    digest = str(info.digest)
+    headers = {
+        "Content-Type": info.media_type,
+        CONTENT_DIGEST_HEADER: digest,
+        "ETag": f'"{digest}"',
+    }
+    if stored is None:
+        headers["Content-Length"] = str(info.size)
+        return web.Response(headers=headers)
+    return web.Response(body=stored.data, headers=headers)
+
+
+async def put_manifest(request: web.Request) -> web.Response:
+    """201 + Location + Docker-Content-Digest (+ OCI-Subject, one OCI-Tag per ?tag=)."""
+    name = repo_name(request)
+    reference = _reference(request.match_info["reference"])
+    tags = [validate_tag(t) for t in request.query.getall("tag", [])]
+    config = request.app[keys.CONFIG]
+    try:
+        data = await read_limited(request, config.max_manifest_bytes)
+    except TooLarge as exc:
+        raise ManifestInvalid(
+            f"manifest is larger than {config.max_manifest_bytes} bytes",
+            detail={"size": exc.size, "limit": config.max_manifest_bytes}) from None
+    content_type = request.headers.get("Content-Type")
+    info = await request.app[keys.STORE].manifests.put(name, reference, content_type, data, tags)
+    digest = str(info.digest)
+    response = web.Response(status=201, headers={
+        "Location": manifest_path(name, digest),
+        CONTENT_DIGEST_HEADER: digest,
+        "Content-Length": "0",
+    })
+    if info.subject is not None:
+        response.headers[OCI_SUBJECT_HEADER] = str(info.subject)
+    for tag in tags:
+        response.headers.add(OCI_TAG_HEADER, tag)
+    return response
+
+
+async def delete_manifest(request: web.Request) -> web.Response:
+    """202: by digest removes the manifest and its tags; by tag removes only the tag."""
+    name = repo_name(request)
+    reference = _reference(request.match_info["reference"])
+    await request.app[keys.STORE].manifests.delete(name, reference)
+    return web.Response(status=202)

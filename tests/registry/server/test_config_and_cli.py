@@ -1,0 +1,156 @@
+"""Configuration layering and the `strata-registry` process: serve, workers, logs, reindex."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from registry.server.__main__ import main
+from registry.server.config import ConfigError, load_config
+
+
+def test_defaults() -> None:
+    config = load_config(env={})
+    assert config.addr == "127.0.0.1:5000"
+    assert config.workers == 1
+    assert config.delete_enabled is False
+    assert config.log_format == "text"
+
+
+def test_toml_then_env_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "registry.toml"
+    path.write_text('addr = "127.0.0.1:6000"\nworkers = 3\ndelete_enabled = true\n'
+                    'root = "/srv/reg"\n')
+    config = load_config(path, env={})
+    assert (config.port, config.workers, config.delete_enabled) == (6000, 3, True)
+    assert config.root == Path("/srv/reg")
+    config = load_config(path, env={"STRATA_REGISTRY_WORKERS": "2",
+                                    "STRATA_REGISTRY_DELETE_ENABLED": "false"})
+    assert (config.workers, config.delete_enabled) == (2, False)
+    config = load_config(path, env={"STRATA_REGISTRY_WORKERS": "2"},
+                         overrides={"workers": 5, "addr": None})
+    assert config.workers == 5 and config.port == 6000
+
+
+@pytest.mark.parametrize("text,message", [
+    ('workers = 0', "workers"),
+    ('log_format = "xml"', "log_format"),
+    ('nonsense = 1', "nonsense"),
+    ('addr = "nohost"', "addr"),
+    ('delete_enabled = "perhaps"', "delete_enabled"),
+    ('workers = [', "registry.toml"),
+])
+def test_bad_config_names_the_option(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "registry.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, env={})
+
+
+def test_bad_env_value_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="workers"):
+        load_config(env={"STRATA_REGISTRY_WORKERS": "many"})
+
+
+def test_cli_reports_config_errors_with_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"registry exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/v2/", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.1)
+    raise AssertionError("registry did not become ready")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    proc.terminate()
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err.decode()
+
+
+def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+         "--root", str(tmp_path / "root"), "--workers", "2", "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_ready(url, proc)
+        for _ in range(20):
+            with urllib.request.urlopen(url + "/v2/") as resp:
+                assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+        data = b"hello from a worker"
+        import hashlib
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        req = urllib.request.Request(f"{url}/v2/app/blobs/uploads/?digest={digest}",
+                                     data=data, method="POST")
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 201
+        for _ in range(10):  # every worker sees the blob
+            with urllib.request.urlopen(f"{url}/v2/app/blobs/{digest}") as resp:
+                assert resp.read() == data
+    finally:
+        err = _stop(proc)
+    pids = set()
+    access = []
+    for line in err.splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if "method" in record:
+            access.append(record)
+        elif "listening" in record.get("msg", ""):
+            pids.add(record["msg"])
+    assert len(pids) == 2, err
+    assert access, err
+    first = access[0]
+    assert {"method", "path", "status", "bytes", "duration_ms", "client"} <= set(first)
+    assert first["client"] == "127.0.0.1"
+    assert any(r["path"].startswith("/v2/app/blobs/") and r["status"] == 200 and
+               r["bytes"] == len(data) for r in access)
+
+
+def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
+    port = _free_port()
+    root = tmp_path / "root"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+         "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "STRATA_REGISTRY_ACCESS_LOG": "false"})
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", proc)
+    finally:
+        _stop(proc)
+    out = subprocess.run([sys.executable, "-m", "registry.server", "reindex", "--root", str(root)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "reindexed 0 repositories" in out.stdout

@@ -1,0 +1,255 @@
+"""Manifests: PUT/GET/HEAD/DELETE by tag and digest for the four types, and the negatives."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from registry.oci import mediatypes as mt
+
+
+@pytest.mark.parametrize("media_type", [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
+async def test_put_image_manifest_then_get_by_tag_and_digest(reg, media_type: str) -> None:
+    image = await reg.push_image("lib/app", "v1", media_type=media_type)
+    for ref in ("v1", image.digest):
+        resp = await reg.get(f"/v2/lib/app/manifests/{ref}",
+                             headers={"Accept": media_type})
+        assert resp.status == 200
+        assert await resp.read() == image.manifest
+        assert resp.headers["Content-Type"] == media_type
+        assert resp.headers["Docker-Content-Digest"] == image.digest
+        assert resp.headers["Content-Length"] == str(len(image.manifest))
+
+
+async def test_put_returns_201_location_and_digest(reg) -> None:
+    config, layer = b'{"a":1}', os.urandom(100)
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    body = reg.image_manifest(config, [layer])
+    resp = await reg.put_manifest("app", "latest", body)
+    assert resp.status == 201
+    digest = reg.sha(body)
+    assert resp.headers["Docker-Content-Digest"] == digest
+    assert resp.headers["Location"] == f"/v2/app/manifests/{digest}"
+    assert "OCI-Subject" not in resp.headers
+
+
+async def test_head_manifest_has_headers_and_no_body(reg) -> None:
+    image = await reg.push_image("app", "v1")
+    resp = await reg.head("/v2/app/manifests/v1")
+    assert resp.status == 200
+    assert resp.headers["Content-Length"] == str(len(image.manifest))
+    assert resp.headers["Docker-Content-Digest"] == image.digest
+    assert resp.headers["Content-Type"] == mt.OCI_MANIFEST
+    assert await resp.read() == b""
+
+
+@pytest.mark.parametrize("index_type,child_type", [
+    (mt.OCI_INDEX, mt.OCI_MANIFEST), (mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST)])
+async def test_index_put_and_get_keeps_exact_bytes(reg, index_type: str, child_type: str) -> None:
+    amd = await reg.push_image("multi", None, media_type=child_type, arch="amd64")
+    arm = await reg.push_image("multi", None, media_type=child_type, arch="arm64")
+    index = json.dumps({
+        "schemaVersion": 2, "mediaType": index_type,
+        "manifests": [
+            {"mediaType": child_type, "digest": amd.digest, "size": len(amd.manifest),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": child_type, "digest": arm.digest, "size": len(arm.manifest),
+             "platform": {"architecture": "arm64", "os": "linux"}},
+        ]}, indent=3).encode()
+    resp = await reg.put_manifest("multi", "latest", index, index_type)
+    assert resp.status == 201, await resp.text()
+    resp = await reg.get("/v2/multi/manifests/latest")
+    assert await resp.read() == index
+    assert resp.headers["Content-Type"] == index_type
+    assert resp.headers["Docker-Content-Digest"] == reg.sha(index)
+
+
+async def test_index_with_unknown_child_is_manifest_blob_unknown(reg) -> None:
+    await reg.push_image("multi", "base")
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": reg.sha(b"missing"), "size": 7}]}).encode()
+    resp = await reg.put_manifest("multi", "latest", index, mt.OCI_INDEX)
+    assert resp.status == 404
+    assert await reg.error_code(resp) == "MANIFEST_BLOB_UNKNOWN"
+
+
+async def test_manifest_with_missing_layer_is_manifest_blob_unknown(reg) -> None:
+    config = b"{}"
+    await reg.push_blob("app", config)
+    body = reg.image_manifest(config, [b"layer never pushed"])
+    resp = await reg.put_manifest("app", "latest", body)
+    assert resp.status == 404
+    assert await reg.error_code(resp) == "MANIFEST_BLOB_UNKNOWN"
+    resp = await reg.get("/v2/app/manifests/latest")
+    assert resp.status == 404
+
+
+async def test_malformed_json_is_400_manifest_invalid(reg) -> None:
+    resp = await reg.put_manifest("app", "latest", b'{"schemaVersion": 2, "config": ')
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+
+
+async def test_unknown_media_type_is_400_manifest_invalid(reg) -> None:
+    body = json.dumps({"schemaVersion": 2, "mediaType": "application/x-unknown+json",
+                       "config": {}, "layers": []}).encode()
+    resp = await reg.put_manifest("app", "latest", body, "application/x-unknown+json")
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+
+
+async def test_content_type_disagreeing_with_body_is_400(reg) -> None:
+    config, layer = b"{}", b"l"
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    body = reg.image_manifest(config, [layer])
+    resp = await reg.put_manifest("app", "latest", body, mt.DOCKER_MANIFEST)
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+
+
+async def test_digest_reference_not_matching_body_is_400_digest_invalid(reg) -> None:
+    config, layer = b"{}", b"l"
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    body = reg.image_manifest(config, [layer])
+    resp = await reg.put_manifest("app", reg.sha(b"other"), body)
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "DIGEST_INVALID"
+    resp = await reg.get(f"/v2/app/manifests/{reg.sha(body)}")
+    assert resp.status == 404
+
+
+async def test_put_by_digest_reference(reg) -> None:
+    config, layer = b"{}", b"l"
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    body = reg.image_manifest(config, [layer])
+    resp = await reg.put_manifest("app", reg.sha(body), body)
+    assert resp.status == 201
+    resp = await reg.get(f"/v2/app/manifests/{reg.sha(body)}")
+    assert await resp.read() == body
+
+
+async def test_manifest_over_4_mib_is_refused(reg) -> None:
+    config = b"{}"
+    await reg.push_blob("app", config)
+    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                       "config": {"mediaType": mt.OCI_CONFIG, "digest": reg.sha(config),
+                                  "size": 2},
+                       "layers": [],
+                       "annotations": {"pad": "x" * (4 * 1024 * 1024)}}).encode()
+    resp = await reg.put_manifest("app", "big", body)
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+    resp = await reg.get("/v2/app/manifests/big")
+    assert resp.status == 404
+
+
+async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
+    config, layer = b"{}", b"l"
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    body = reg.image_manifest(config, [layer])
+    digest = reg.sha(body)
+    resp = await reg.put_manifest("app", digest, body, params=[("tag", "a"), ("tag", "b")])
+    assert resp.status == 201, await resp.text()
+    assert sorted(resp.headers.getall("OCI-Tag")) == ["a", "b"]
+    for tag in ("a", "b"):
+        resp = await reg.head(f"/v2/app/manifests/{tag}")
+        assert resp.headers["Docker-Content-Digest"] == digest
+
+
+async def test_invalid_tag_is_400_tag_invalid(reg) -> None:
+    resp = await reg.put_manifest("app", "-bad", b"{}")
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "TAG_INVALID"
+
+
+async def test_unknown_manifest_is_404_manifest_unknown(reg) -> None:
+    await reg.push_image("app", "v1")
+    for ref in ("nope", reg.sha(b"nope")):
+        resp = await reg.get(f"/v2/app/manifests/{ref}")
+        assert resp.status == 404
+        assert await reg.error_code(resp) in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
+
+
+async def test_manifest_in_unknown_repository_is_404(reg) -> None:
+    resp = await reg.get("/v2/never/pushed/manifests/latest")
+    assert resp.status == 404
+    assert await reg.error_code(resp) in ("NAME_UNKNOWN", "MANIFEST_UNKNOWN")
+
+
+async def test_invalid_names_are_400_name_invalid(reg) -> None:
+    for name in ("UPPER", "a..b", "a/-b"):
+        resp = await reg.get(f"/v2/{name}/manifests/latest")
+        assert resp.status == 400
+        assert await reg.error_code(resp) == "NAME_INVALID"
+
+
+async def test_tag_moves_to_a_new_manifest(reg) -> None:
+    first = await reg.push_image("app", "latest")
+    resp = await reg.get("/v2/app/manifests/latest")
+    assert resp.headers["Docker-Content-Digest"] == first.digest
+    second = await reg.push_image("app", "latest")
+    resp = await reg.get("/v2/app/manifests/latest")
+    assert resp.headers["Docker-Content-Digest"] == second.digest
+    resp = await reg.get(f"/v2/app/manifests/{first.digest}")
+    assert resp.status == 200
+
+
+async def test_delete_by_tag_keeps_the_manifest(reg) -> None:
+    image = await reg.push_image("app", "v1")
+    resp = await reg.delete("/v2/app/manifests/v1")
+    assert resp.status == 202
+    assert (await reg.get("/v2/app/manifests/v1")).status == 404
+    assert (await reg.get(f"/v2/app/manifests/{image.digest}")).status == 200
+
+
+async def test_delete_by_digest_removes_manifest_and_its_tags(reg) -> None:
+    image = await reg.push_image("app", "v1")
+    resp = await reg.delete(f"/v2/app/manifests/{image.digest}")
+    assert resp.status == 202
+    for ref in ("v1", image.digest):
+        resp = await reg.get(f"/v2/app/manifests/{ref}")
+        assert resp.status == 404
+        assert await reg.error_code(resp) == "MANIFEST_UNKNOWN"
+
+
+async def test_delete_unknown_manifest_is_404(reg) -> None:
+    await reg.push_image("app", "v1")
+    resp = await reg.delete(f"/v2/app/manifests/{reg.sha(b'x')}")
+    assert resp.status == 404
+
+
+async def test_manifest_delete_when_disabled_is_405(make_reg) -> None:
+    reg = await make_reg(delete_enabled=False)
+    image = await reg.push_image("app", "v1")
+    resp = await reg.delete(f"/v2/app/manifests/{image.digest}")
+    assert resp.status == 405
+    assert await reg.error_code(resp) == "UNSUPPORTED"
+    assert (await reg.get("/v2/app/manifests/v1")).status == 200
+
+
+async def test_subject_answers_oci_subject_header(reg) -> None:
+    base = await reg.push_image("app", "v1")
+    subject = {"mediaType": mt.OCI_MANIFEST, "digest": base.digest, "size": len(base.manifest)}
+    sig = await reg.push_image("app", None, subject=subject,
+                               artifact_type="application/vnd.example.sig")
+    resp = await reg.put_manifest("app", sig.digest, sig.manifest)
+    assert resp.status == 201
+    assert resp.headers["OCI-Subject"] == base.digest
+
+
+async def test_get_after_two_workers_style_invalidation(reg) -> None:
+    """A HEAD cached before a tag moves never serves the old digest afterwards."""
+    first = await reg.push_image("app", "t")
+    for _ in range(3):
+        resp = await reg.head("/v2/app/manifests/t")
+        assert resp.headers["Docker-Content-Digest"] == first.digest
+    second = await reg.push_image("app", "t")
+    resp = await reg.head("/v2/app/manifests/t")
+    assert resp.headers["Docker-Content-Digest"] == second.digest

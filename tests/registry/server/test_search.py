@@ -1,0 +1,127 @@
+"""docker's v1 search API and the richer /strata/v1/search, kept in step with pushes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from registry.server import keys
+
+
+async def _settle(reg) -> None:
+    index = reg.client.server.app[keys.SEARCH]
+    await index.drain()
+
+
+async def test_v1_ping_answers_as_standalone_registry(reg) -> None:
+    resp = await reg.get("/v1/_ping")
+    assert resp.status == 200
+    assert resp.headers["X-Docker-Registry-Standalone"] == "true"
+
+
+async def test_v1_search_matches_names_in_docker_shape(reg) -> None:
+    await reg.push_image("tools/busybox", "1.36",
+                         labels={"org.opencontainers.image.description": "tiny unix tools"})
+    await reg.push_image("web/nginx", "latest")
+    await _settle(reg)
+    resp = await reg.get("/v1/search", params={"q": "busybox", "n": "25"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["query"] == "busybox"
+    assert body["num_results"] == 1
+    assert body["results"] == [{"name": "tools/busybox", "description": "tiny unix tools",
+                                "star_count": 0, "is_official": False, "is_automated": False,
+                                "is_trusted": False}]
+
+
+async def test_v1_search_clamps_n_to_1_and_100(reg) -> None:
+    for i in range(3):
+        await reg.push_image(f"team/app{i}", "v1")
+    await _settle(reg)
+    resp = await reg.get("/v1/search", params={"q": "team", "n": "0"})
+    body = await resp.json()
+    assert body["page_size"] == 1 and len(body["results"]) == 1 and body["num_results"] == 3
+    resp = await reg.get("/v1/search", params={"q": "team", "n": "1000"})
+    assert (await resp.json())["page_size"] == 100
+    resp = await reg.get("/v1/search", params={"q": "team"})
+    assert (await resp.json())["page_size"] == 25
+
+
+async def test_search_pages(reg) -> None:
+    for i in range(5):
+        await reg.push_image(f"paged/r{i}", "v1")
+    await _settle(reg)
+    resp = await reg.get("/strata/v1/search", params={"q": "paged", "n": "2", "page": "3"})
+    body = await resp.json()
+    assert body["total"] == 5 and body["num_pages"] == 3 and body["page"] == 3
+    assert len(body["results"]) == 1
+
+
+async def test_search_matches_description_annotation_labels_and_tags(reg) -> None:
+    await reg.push_image("acme/db", "postgres-16",
+                         annotations={"org.opencontainers.image.description":
+                                      "relational database server"})
+    await reg.push_image("acme/cache", "v1", labels={"maintainer": "ops-team",
+                                                       "tier": "memorystore"})
+    await reg.push_image("acme/other", "v1")
+    await _settle(reg)
+
+    async def names(q: str) -> list[str]:
+        resp = await reg.get("/strata/v1/search", params={"q": q})
+        assert resp.status == 200
+        return [r["name"] for r in (await resp.json())["results"]]
+
+    assert await names("relational") == ["acme/db"]
+    assert await names("postgres") == ["acme/db"]
+    assert await names("memorystore") == ["acme/cache"]
+    assert await names("databa") == ["acme/db"]  # prefix match
+    assert sorted(await names("acme")) == ["acme/cache", "acme/db", "acme/other"]
+    resp = await reg.get("/strata/v1/search", params={"q": "relational"})
+    hit = (await resp.json())["results"][0]
+    assert hit["description"] == "relational database server"
+    assert hit["tags"] == ["postgres-16"]
+    assert hit["score"] > 0
+
+
+async def test_search_ranks_name_match_above_description_match(reg) -> None:
+    await reg.push_image("misc/other", "v1", labels={"description": "mentions redis once"})
+    await reg.push_image("cache/redis", "v1")
+    await _settle(reg)
+    resp = await reg.get("/strata/v1/search", params={"q": "redis"})
+    assert [r["name"] for r in (await resp.json())["results"]] == ["cache/redis", "misc/other"]
+
+
+async def test_deleted_repository_leaves_the_index(reg) -> None:
+    image = await reg.push_image("gone/soon", "v1")
+    await _settle(reg)
+    assert (await (await reg.get("/v1/search", params={"q": "soon"})).json())["num_results"] == 1
+    await reg.delete(f"/v2/gone/soon/manifests/{image.digest}")
+    await _settle(reg)
+    assert (await (await reg.get("/v1/search", params={"q": "soon"})).json())["num_results"] == 0
+
+
+async def test_search_with_no_words_lists_everything_and_odd_input_is_safe(reg) -> None:
+    await reg.push_image("x/one", "v1")
+    await _settle(reg)
+    for q in ("", '"*)(OR', "%_", "NEAR("):
+        resp = await reg.get("/strata/v1/search", params={"q": q})
+        assert resp.status == 200, q
+    body = await (await reg.get("/strata/v1/search", params={"q": ""})).json()
+    assert [r["name"] for r in body["results"]] == ["x/one"]
+
+
+async def test_bad_page_number_is_400(reg) -> None:
+    resp = await reg.get("/v1/search", params={"q": "a", "n": "many"})
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "PAGINATION_NUMBER_INVALID"
+
+
+async def test_reindex_rebuilds_from_storage(reg) -> None:
+    await reg.push_image("re/indexed", "v1", labels={"description": "phoenix"})
+    await _settle(reg)
+    index = reg.client.server.app[keys.SEARCH]
+    await asyncio.to_thread(index._clear)
+    assert (await index.search("phoenix")).total == 0
+    count = await index.rebuild()
+    assert count == 1
+    page = await index.search("phoenix")
+    assert [h.name for h in page.hits] == ["re/indexed"]

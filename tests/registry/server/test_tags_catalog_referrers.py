@@ -1,0 +1,108 @@
+"""Tags list and catalog pagination (n, last, Link) and the referrers API."""
+
+from __future__ import annotations
+
+from registry.oci import mediatypes as mt
+
+
+async def test_tags_list_sorted(reg) -> None:
+    for tag in ("b", "a", "c"):
+        await reg.push_image("app", tag)
+    resp = await reg.get("/v2/app/tags/list")
+    assert resp.status == 200
+    assert await resp.json() == {"name": "app", "tags": ["a", "b", "c"]}
+    assert "Link" not in resp.headers
+
+
+async def test_tags_pagination_with_link_header(reg) -> None:
+    for tag in ("t1", "t2", "t3", "t4", "t5"):
+        await reg.push_image("lib/app", tag)
+    resp = await reg.get("/v2/lib/app/tags/list", params={"n": "2"})
+    assert (await resp.json())["tags"] == ["t1", "t2"]
+    assert resp.headers["Link"] == '</v2/lib/app/tags/list?n=2&last=t2>; rel="next"'
+    resp = await reg.get("/v2/lib/app/tags/list", params={"n": "2", "last": "t2"})
+    assert (await resp.json())["tags"] == ["t3", "t4"]
+    resp = await reg.get("/v2/lib/app/tags/list", params={"n": "2", "last": "t4"})
+    assert (await resp.json())["tags"] == ["t5"]
+    assert "Link" not in resp.headers
+
+
+async def test_tags_n_zero_is_empty_list(reg) -> None:
+    await reg.push_image("app", "v1")
+    resp = await reg.get("/v2/app/tags/list", params={"n": "0"})
+    assert resp.status == 200
+    assert (await resp.json())["tags"] == []
+
+
+async def test_tags_of_unknown_repository_is_404_name_unknown(reg) -> None:
+    resp = await reg.get("/v2/nothing/here/tags/list")
+    assert resp.status == 404
+    assert await reg.error_code(resp) == "NAME_UNKNOWN"
+
+
+async def test_bad_n_is_400_pagination_number_invalid(reg) -> None:
+    await reg.push_image("app", "v1")
+    for n in ("abc", "-1"):
+        resp = await reg.get("/v2/app/tags/list", params={"n": n})
+        assert resp.status == 400
+        assert await reg.error_code(resp) == "PAGINATION_NUMBER_INVALID"
+        resp = await reg.get("/v2/_catalog", params={"n": n})
+        assert resp.status == 400
+
+
+async def test_catalog_lists_repositories_with_pagination(reg) -> None:
+    for repo in ("c/one", "a/one", "b/one"):
+        await reg.push_image(repo, "v1")
+    resp = await reg.get("/v2/_catalog")
+    assert await resp.json() == {"repositories": ["a/one", "b/one", "c/one"]}
+    resp = await reg.get("/v2/_catalog", params={"n": "2"})
+    assert (await resp.json())["repositories"] == ["a/one", "b/one"]
+    assert resp.headers["Link"] == '</v2/_catalog?n=2&last=b%2Fone>; rel="next"'
+    resp = await reg.get("/v2/_catalog", params={"n": "2", "last": "b/one"})
+    assert (await resp.json())["repositories"] == ["c/one"]
+    assert "Link" not in resp.headers
+
+
+async def test_referrers_lists_manifests_with_subject(reg) -> None:
+    base = await reg.push_image("app", "v1")
+    subject = {"mediaType": mt.OCI_MANIFEST, "digest": base.digest, "size": len(base.manifest)}
+    sig = await reg.push_image("app", None, subject=subject, artifact_type="application/x.sig",
+                               annotations={"k": "v"})
+    sbom = await reg.push_image("app", None, subject=subject, artifact_type="application/x.sbom")
+    resp = await reg.get(f"/v2/app/referrers/{base.digest}")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == mt.OCI_INDEX
+    body = await resp.json(content_type=None)
+    assert body["schemaVersion"] == 2 and body["mediaType"] == mt.OCI_INDEX
+    by_digest = {m["digest"]: m for m in body["manifests"]}
+    assert set(by_digest) == {sig.digest, sbom.digest}
+    assert by_digest[sig.digest]["artifactType"] == "application/x.sig"
+    assert by_digest[sig.digest]["annotations"] == {"k": "v"}
+    assert by_digest[sig.digest]["size"] == len(sig.manifest)
+    assert "OCI-Filters-Applied" not in resp.headers
+
+
+async def test_referrers_artifact_type_filter_sets_header(reg) -> None:
+    base = await reg.push_image("app", "v1")
+    subject = {"mediaType": mt.OCI_MANIFEST, "digest": base.digest, "size": len(base.manifest)}
+    sig = await reg.push_image("app", None, subject=subject, artifact_type="application/x.sig")
+    await reg.push_image("app", None, subject=subject, artifact_type="application/x.sbom")
+    resp = await reg.get(f"/v2/app/referrers/{base.digest}",
+                         params={"artifactType": "application/x.sig"})
+    assert resp.headers["OCI-Filters-Applied"] == "artifactType"
+    body = await resp.json(content_type=None)
+    assert [m["digest"] for m in body["manifests"]] == [sig.digest]
+
+
+async def test_referrers_of_unknown_subject_is_an_empty_index(reg) -> None:
+    await reg.push_image("app", "v1")
+    for repo in ("app", "unknown/repo"):
+        resp = await reg.get(f"/v2/{repo}/referrers/{reg.sha(b'nothing')}")
+        assert resp.status == 200
+        assert (await resp.json(content_type=None))["manifests"] == []
+
+
+async def test_referrers_with_bad_digest_is_400(reg) -> None:
+    resp = await reg.get("/v2/app/referrers/sha256:zz")
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "DIGEST_INVALID"
