@@ -313,6 +313,14 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_unpack(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        for name in args.images:
+            for path in store.unpack(store.resolve(name)):
+                print(path)
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the image-management subcommands to the `strata` parser."""
     p = sub.add_parser("images", help="list local images")
@@ -370,6 +378,11 @@ def register(sub: Any) -> None:
     p.add_argument("-i", "--input", help="read from FILE instead of stdin")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_load)
+
+    p = sub.add_parser("unpack", help="unpack image layers into the store (once per chain ID) "
+                       "and print their directories, lowest first")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=_cmd_unpack)
 
     from builder import cli_system
 

@@ -33,6 +33,8 @@ from typing import Any
 
 from builder.content import LocalContentStore, atomic_write, read_small
 from builder.errors import FailedPrecondition, InvalidArgument, NotFound
+from builder.layers.applier import apply_layer
+from builder.layers.fileindex import FileIndex
 from builder.metadata import ImageRow, LayerRow, Metadata, UnpackedRow
 from registry.oci import (
     Descriptor,
@@ -398,9 +400,7 @@ class ImageStore:
         for row in self.db.all_unpacked():
             if not self.layer_path(row.chain_id).is_dir():
                 self.db.delete_unpacked(row.chain_id)
-        index = _file_index(self.pool_dir)
-        if index is not None:
-            report.pool_files += index.prune()
+        report.pool_files += _file_index(self.pool_dir).prune()
 
     def cleanup_temp(self) -> int:
         """Remove temp files of writers that died (their flock is free)."""
@@ -428,8 +428,6 @@ class ImageStore:
 
         Returns the layer directories, lowest first, ready to serve as overlay lowerdirs.
         """
-        from builder.layers.applier import apply_layer
-
         paths: list[Path] = []
         with self.gc_guard():
             parent: str | None = None
@@ -438,7 +436,7 @@ class ImageStore:
                 if not path.is_dir():
                     with _flock(self.locks_dir / f"chain-{path.name}", fcntl.LOCK_EX):
                         if not path.is_dir():
-                            self._unpack_one(layer, path, apply_layer)
+                            self._unpack_one(layer, path)
                 if self.db.unpacked(layer.chain_id) is None:
                     self.db.put_unpacked(UnpackedRow(layer.chain_id, parent, layer.diff_id,
                                                      _tree_size(path), time.time()))
@@ -446,7 +444,7 @@ class ImageStore:
                 parent = layer.chain_id
         return paths
 
-    def _unpack_one(self, layer: LayerRow, path: Path, apply_layer: Any) -> None:
+    def _unpack_one(self, layer: LayerRow, path: Path) -> None:
         tmp_name = f".tmp-{path.name[:16]}-{uuid.uuid4().hex[:12]}"
         tmp = self.layers_dir / tmp_name
         with _flock(self.locks_dir / (tmp_name + ".lock"), fcntl.LOCK_EX):
@@ -455,9 +453,7 @@ class ImageStore:
                 with self.content.open(Digest.parse(layer.blob_digest)) as stream:
                     apply_layer(stream, tmp, whiteouts="overlay",
                                 expected_diff_id=Digest.parse(layer.diff_id))
-                index = _file_index(self.pool_dir)
-                if index is not None:
-                    index.dedupe_tree(tmp)
+                _file_index(self.pool_dir).dedupe_tree(tmp)
                 fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
                 try:
                     os.fsync(fd)
@@ -472,12 +468,7 @@ class ImageStore:
                     (self.locks_dir / (tmp_name + ".lock")).unlink()
 
 
-def _file_index(pool_dir: Path) -> Any:
-    """E2's FileIndex when available (it lands in parallel), else None."""
-    try:
-        from builder.layers.fileindex import FileIndex  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def _file_index(pool_dir: Path) -> FileIndex:
     return FileIndex(pool_dir)
 
 
