@@ -120,7 +120,11 @@ class MetadataIndex:
         loop = asyncio.get_running_loop()
         generation = await loop.run_in_executor(None, Generation, generation_path)
         index = cls(path, generation)
-        await index._call(index._connect)
+        try:
+            await index._call(index._connect)
+        except BaseException:
+            await index.close()
+            raise
         return index
 
     async def close(self) -> None:
@@ -142,7 +146,7 @@ class MetadataIndex:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         self._conn = conn
-        with self._write() as cur:
+        with self._write() as cur:  # one process at a time creates or upgrades the schema
             version = cur.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SchemaTooNew(f"{self.path} has schema {version}; this strata knows "
