@@ -136,6 +136,22 @@ def pivot_root_into(new_root: Path) -> None:
     os.chdir("/")
 
 
+def is_mounted(path: Path) -> bool:
+    """True when `path` is a mount point in this mount namespace (bind mounts included,
+    which os.path.ismount misses on the same filesystem)."""
+    want = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                fields = line.split(" ")
+                point = fields[4].encode().decode("unicode_escape")
+                if point == want:
+                    return True
+    except OSError:
+        return os.path.ismount(path)
+    return False
+
+
 def _host_path(root: Path, target: str) -> Path:
     """Join a container path onto root without letting '..' climb out."""
     parts = [p for p in target.split("/") if p not in ("", ".")]
@@ -182,5 +198,5 @@ def temp_mount(mounts: Sequence[Mount], *, parent: Path | None = None) -> Iterat
     finally:
         with contextlib.suppress(OSError):
             tmp.rmdir()
-        if tmp.exists() and not os.path.ismount(tmp):
+        if tmp.exists() and not is_mounted(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
