@@ -201,7 +201,8 @@ def _read_heredocs(
     return the index of the first line after the last terminator."""
     count = len(physical)
     text = logical.text
-    for position, name, expand, chomp, fd in heredoc_words(text):
+    markers = [k for k in range(len(text)) if text.startswith("<<", k)]
+    for number, (position, name, expand, chomp, fd) in enumerate(heredoc_words(text)):
         body: list[str] = []
         terminated = False
         while i < count:
@@ -216,7 +217,8 @@ def _read_heredocs(
             newline = "\n" if (i < count or ends_with_newline) else ""
             body.append(line + newline)
         if not terminated:
-            line_no, column_no = logical.position(max(text.find("<<"), 0))
+            at = markers[number] if number < len(markers) else 0
+            line_no, column_no = logical.position(at)
             raise error(
                 f'unterminated heredoc "{name}": no line "{name}" before the end of the file',
                 line_no,
