@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from registry.oci.errors import (
     NameInvalid,
     RangeInvalid,
 )
-from registry.storage import RegistryStore, StoreConfig, UploadState
+from registry.storage import MemoryDriver, RegistryStore, StoreConfig, UploadState
 from registry.storage.uploads import TRANSITIONS, UploadAction, next_state
 
 REPO = "team/app"
@@ -265,3 +267,58 @@ def test_ended_states_accept_no_move() -> None:
             with pytest.raises(BlobUploadUnknown):
                 next_state("u", state, action)
     assert next_state("u", UploadState.OPEN, UploadAction.APPEND) is UploadState.OPEN
+
+
+class _CountingDriver(MemoryDriver):
+    """A real MemoryDriver that counts full reads, to observe whether commit re-hashes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def reader(self, path: str, offset: int = 0, length: int | None = None,
+               chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        self.reads.append(path)
+        return super().reader(path, offset, length, chunk_size)
+
+
+async def test_commit_uses_the_hash_computed_while_writing(tmp_path: Path, push) -> None:
+    driver = _CountingDriver()
+    store = await RegistryStore.open(StoreConfig(tmp_path), driver)
+    try:
+        status = await store.uploads.start(REPO)
+        await store.uploads.append(REPO, status.uuid, push.chunks(DATA[:100_000]))
+        await store.uploads.commit(REPO, status.uuid, DIGEST, push.chunks(DATA[100_000:]))
+        assert driver.reads == []
+        other = await RegistryStore.open(StoreConfig(tmp_path), driver)  # "another process"
+        try:
+            status = await store.uploads.start(REPO)
+            await store.uploads.append(REPO, status.uuid, push.chunks(b"abc"))
+            await other.uploads.append(REPO, status.uuid, push.chunks(b"def"))
+            await store.uploads.commit(REPO, status.uuid, Digest.from_bytes(b"abcdef"))
+            assert driver.reads == [f"uploads/{status.uuid}/data"]
+        finally:
+            await other.close()
+    finally:
+        await store.close()
+
+
+async def test_upload_memory_stays_flat_whatever_the_size(tmp_path: Path) -> None:
+    block = os.urandom(64 * 1024)
+    total = 64 * 1024 * 1024
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(total // len(block)):
+            yield bytes(bytearray(block))  # a fresh object each time, like a socket read
+
+    digest = Digest.from_bytes(block * (total // len(block)))
+    store = await RegistryStore.open(StoreConfig(tmp_path))
+    try:
+        tracemalloc.start()
+        await store.uploads.put(REPO, digest, body())
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {total}-byte upload"
+        assert (await store.blobs.stat(REPO, digest)).size == total
+    finally:
+        await store.close()
