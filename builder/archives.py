@@ -206,11 +206,8 @@ class _HeadWriter:
 
 
 def _wanted_blob(name: str) -> bool:
-    if name.startswith("blobs/"):
-        return True
-    if name.endswith("/layer.tar"):
-        return True
-    return "/" not in name and name.endswith(".json") and name != "manifest.json"
+    """Members that may be blobs: everything but the legacy per-layer `json`/`VERSION` files."""
+    return posixpath.basename(name) not in ("json", "VERSION")
 
 
 def load_archive(store: ImageStore, stream: BinaryIO) -> list[Loaded]:

@@ -99,11 +99,11 @@ def tar_listing(path: Path, ignore: set[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     with tarfile.open(path, "r") as tar:
         for m in tar:
-            rel = m.name.lstrip("./").rstrip("/")
+            rel = m.name.removeprefix("./").strip("/")
             if not rel or rel in ignore or any(rel.startswith(i + "/") for i in ignore):
                 continue
             if m.islnk():
-                target = out[m.linkname.lstrip("./")]
+                target = out[m.linkname.removeprefix("./").strip("/")]
                 out[rel] = dict(target)
                 continue
             kind = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir",
@@ -117,7 +117,7 @@ def tar_listing(path: Path, ignore: set[str]) -> dict[str, dict[str, Any]]:
             xattrs = {k[len("SCHILY.xattr."):]: v.encode("utf-8", "surrogateescape").hex()
                       for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")
                       and k[len("SCHILY.xattr."):].startswith(("user.", "security.capability"))}
-            out[rel] = {"type": kind, "mode": oct(m.mode) if kind != "symlink" else "-",
+            out[rel] = {"type": kind, "mode": oct(m.mode & 0o7777) if kind != "symlink" else "-",
                         "uid": m.uid, "gid": m.gid, "link": m.linkname if m.issym() else "",
                         "sha256": digest, "xattrs": xattrs}
     return out
