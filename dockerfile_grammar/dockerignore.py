@@ -30,6 +30,7 @@ __all__ = [
     "DockerIgnore",
     "DockerIgnoreError",
     "IgnorePattern",
+    "MatchKind",
     "clean_path",
     "find_ignore_file",
     "read_ignore_lines",

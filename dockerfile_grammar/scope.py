@@ -102,7 +102,7 @@ PROXY_ARG_NAMES = frozenset(
 )
 EXPANDING_KEYWORDS = frozenset(
     {"ADD", "ARG", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME"}
-    | {"WORKDIR", "RUN"}
+    | {"WORKDIR"}
 )
 SHELL_KEYWORDS = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "HEALTHCHECK"})
 
@@ -194,9 +194,10 @@ def platform_args(
 
 
 def expands_variables(instruction: Instruction) -> bool:
-    """Whether the builder expands this instruction's words (vs. the shell at run time).
+    """Whether the builder expands this instruction's words (False: the shell does).
 
-    RUN counts as expanding only for its ``--mount`` options; its command never is.
+    RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK and ONBUILD answer False. (RUN's
+    ``--mount`` options are still expanded by :func:`expand_instruction`.)
     """
     return instruction.KEYWORD in EXPANDING_KEYWORDS
 

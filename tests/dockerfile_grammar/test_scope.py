@@ -276,7 +276,7 @@ def test_expands_variables_classification() -> None:
     kinds = {i.KEYWORD: expands_variables(i) for i in df.stages[0].instructions}
     assert kinds == {
         "ARG": True, "ENV": True, "ADD": True, "COPY": True, "LABEL": True, "EXPOSE": True,
-        "STOPSIGNAL": True, "USER": True, "VOLUME": True, "WORKDIR": True, "RUN": True,
+        "STOPSIGNAL": True, "USER": True, "VOLUME": True, "WORKDIR": True, "RUN": False,
         "CMD": False, "ENTRYPOINT": False, "SHELL": False, "HEALTHCHECK": False,
         "ONBUILD": False,
     }  # fmt: skip
