@@ -24,6 +24,8 @@ docker 20.10's BuildKit on this machine:
   not followed through symlinks). No match is *not* an error (docker copies nothing) unless
   ``allow_empty_wildcard=False``. A path without wildcards that does not exist is NotFound
   ``"/path": not found``.
+* ``COPY --exclude`` patterns (.dockerignore syntax) are matched like fsutil's copier: against
+  paths relative to each matched source; they prune inside a copied directory only.
 
 Checksums (what a COPY reads): one sha256 over, per source and per match, the match name, then
 for the matched entry and its whole (post-ignore) subtree in walk order (depth first, names
@@ -482,9 +484,18 @@ class BuildContext:
         return SourceMatch(source, name, entry, (entry,))
 
     def select(
-        self, sources: Sequence[str], *, allow_empty_wildcard: bool = True
+        self,
+        sources: Sequence[str],
+        *,
+        exclude: Sequence[str] = (),
+        allow_empty_wildcard: bool = True,
     ) -> list[SourceMatch]:
-        """The matches of each source, in source order (see the module docstring)."""
+        """The matches of each source, in source order (see the module docstring).
+
+        `exclude` holds ``COPY --exclude`` patterns (.dockerignore syntax, ``!`` allowed),
+        matched as fsutil's copier does: against paths *relative to each matched source*, so
+        they prune inside a copied directory but never drop a matched source itself.
+        """
         out: list[SourceMatch] = []
         for source in sources:
             parts = _clean_source(source)
@@ -498,6 +509,12 @@ class BuildContext:
                 raise NotFound(f'"/{"/".join(parts)}": not found (no source files were '
                                "specified by the wildcard)")
             out.extend(found)
+        if exclude:
+            try:
+                excl = DockerIgnore.from_patterns(exclude)
+            except DockerIgnoreError as exc:
+                raise ContextError(f"invalid --exclude pattern: {exc}") from None
+            out = [_apply_exclude(m, excl) for m in out]
         return out
 
     def _select_wildcard(
@@ -589,14 +606,36 @@ class BuildContext:
         self,
         sources: Sequence[str],
         *,
+        exclude: Sequence[str] = (),
         chmod_override: bool = False,
         chown_override: bool = False,
         allow_empty_wildcard: bool = True,
     ) -> Digest:
-        """select(sources) then checksum_matches(...)."""
-        matches = self.select(sources, allow_empty_wildcard=allow_empty_wildcard)
+        """select(sources, ...) then checksum_matches(...)."""
+        matches = self.select(sources, exclude=exclude,
+                              allow_empty_wildcard=allow_empty_wildcard)
         return self.checksum_matches(matches, chmod_override=chmod_override,
                                      chown_override=chown_override)
+
+
+def _apply_exclude(match: SourceMatch, excl: DockerIgnore) -> SourceMatch:
+    """Drop entries below a matched directory that `excl` excludes; an excluded directory
+    stays only as the parent of something an exception re-includes."""
+    if len(match.entries) == 1:
+        return match
+    cut = len(match.entry.relpath) + 1 if match.entry.relpath else 0
+    kept: list[ContextEntry] = []
+    needed: set[str] = set()  # directories that hold a kept entry
+    for e in reversed(match.entries[1:]):
+        rel = e.relpath[cut:]
+        if not excl.matches(rel) or (e.kind is EntryKind.DIR and e.relpath in needed):
+            kept.append(e)
+            parent = e.relpath.rpartition("/")[0]
+            while parent and parent not in needed and len(parent) > len(match.entry.relpath):
+                needed.add(parent)
+                parent = parent.rpartition("/")[0]
+    kept.reverse()
+    return SourceMatch(match.source, match.name, match.entry, (match.entry, *kept))
 
 
 def _record(fields: list[object]) -> bytes:

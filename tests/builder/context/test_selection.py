@@ -264,3 +264,47 @@ def test_directory_entries_carry_modes(tmp_path: Path) -> None:
     ctx = BuildContext(root)
     [match] = ctx.select(["d"])
     assert match.entry.mode == 0o750 and match.entries[1].mode == 0o644
+
+
+# ------------------------------------------------------------------ COPY --exclude
+
+
+def test_exclude_prunes_inside_a_copied_directory(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    [src] = ctx.select(["src"], exclude=["*.c"])
+    assert [e.relpath for e in src.entries] == ["src", "src/include", "src/include/util.h"]
+    [src] = ctx.select(["src"], exclude=["include"])
+    assert [e.relpath for e in src.entries] == ["src", "src/main.c", "src/util.c"]
+
+
+def test_exclude_is_relative_to_the_matched_source(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    [whole] = ctx.select(["."], exclude=["src/*.c", "**/*.md"])
+    rels = [e.relpath for e in whole.entries]
+    assert "src/main.c" not in rels and "docs/keep.md" not in rels and "c.md" not in rels
+    assert "src/include/util.h" in rels and "a.txt" in rels
+
+
+def test_exclude_never_drops_a_matched_source_itself(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    assert [m.name for m in ctx.select(["*.txt"], exclude=["a.txt"])] == ["a.txt", "b.txt"]
+
+
+def test_exclude_exception_keeps_the_excluded_parent_directory(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    [src] = ctx.select(["src"], exclude=["include", "*.c", "!include/util.h"])
+    assert [e.relpath for e in src.entries] == ["src", "src/include", "src/include/util.h"]
+
+
+def test_exclude_changes_the_checksum_only_through_what_it_drops(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    before = ctx.checksum(["src"], exclude=["*.c"])
+    assert before != ctx.checksum(["src"])
+    (ctx_root / "src/main.c").write_text("changed")
+    assert BuildContext.open(ctx_root).checksum(["src"], exclude=["*.c"]) == before
+
+
+def test_bad_exclude_pattern_is_a_context_error(ctx_root: Path) -> None:
+    ctx = BuildContext.open(ctx_root, ctx_root / "Dockerfile")
+    with pytest.raises(ContextError, match="--exclude"):
+        ctx.select(["src"], exclude=["[z-a]"])
