@@ -171,6 +171,7 @@ class _MetadataIndex:
         self._racy = racy_window_ns
         self._rows: dict[str, tuple[_Sig, str, int]] = {}
         self._dirty: dict[str, tuple[_Sig, str, int]] = {}
+        self._gone: set[str] = set()
         self._db: sqlite3.Connection | None = None
         if db_path is not None:
             self._db = self._connect(db_path)
@@ -221,19 +222,32 @@ class _MetadataIndex:
         self._rows[relpath] = row
         self._dirty[relpath] = row
 
+    def retain(self, relpaths: set[str]) -> None:
+        """Forget every file not in `relpaths` (called after a walk of the whole context)."""
+        for rel in [r for r in self._rows if r not in relpaths]:
+            del self._rows[rel]
+            self._dirty.pop(rel, None)
+            self._gone.add(rel)
+
     def flush(self) -> None:
-        """Write recorded hashes in one transaction (atomic: all or none)."""
-        if self._db is None or not self._dirty:
+        """Write recorded hashes and removals in one transaction (atomic: all or none)."""
+        if self._db is None or not (self._dirty or self._gone):
             self._dirty.clear()
+            self._gone.clear()
             return
         batch = [(self._root_key, os.fsencode(rel), *sig, digest, hashed)
                  for rel, (sig, digest, hashed) in self._dirty.items()]
         with self._db:
             self._db.executemany(
+                "DELETE FROM files WHERE root = ? AND relpath = ?",
+                [(self._root_key, os.fsencode(rel)) for rel in self._gone],
+            )
+            self._db.executemany(
                 "INSERT OR REPLACE INTO files (root, relpath, size, mtime_ns, ctime_ns, ino, dev,"
                 " mode, sha256, hashed_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch
             )
         self._dirty.clear()
+        self._gone.clear()
 
     def close(self) -> None:
         if self._db is not None:
@@ -598,7 +612,11 @@ class BuildContext:
                     None if chown_override else e.gid,
                     e.link_target, content,
                 ]))
+        whole = next((m for m in matches if m.entry.relpath == ""), None)
         with self._lock:
+            if whole is not None:
+                # the whole context was walked: rows for files no longer there can go
+                self._index.retain({e.relpath for e in whole.entries if e.kind is EntryKind.FILE})
             self._index.flush()
         return digester.digest()
 

@@ -244,3 +244,26 @@ def test_build_arg_a_copy_does_not_use_leaves_its_key_alone() -> None:
 def test_without_proxy_vars_is_case_insensitive() -> None:
     assert without_proxy_vars({"http_proxy": "a", "Https_Proxy": "b", "KEEP": "c"}) == {
         "KEEP": "c"}
+
+
+# ------------------------------------------------------------------ with a real context
+
+
+def test_copy_key_over_a_real_context_ignores_mtime_and_follows_content(tmp_path: Any) -> None:
+    import os
+
+    from builder.context import BuildContext
+
+    root = tmp_path / "ctx"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "main.py").write_text("print(1)\n")
+
+    def key() -> str:
+        digest = BuildContext(root).checksum(["app"])
+        return copy_key(P, sources=["app"], dest="/srv/", sources_checksum=digest)
+
+    first = key()
+    os.utime(root / "app" / "main.py", ns=(1, 1))
+    assert key() == first
+    (root / "app" / "main.py").write_text("print(2)\n")
+    assert key() != first

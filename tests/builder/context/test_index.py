@@ -170,3 +170,36 @@ def test_without_state_dir_hashes_are_remembered_for_the_context_lifetime(tmp_pa
     ctx.checksum(["a"])
     ctx.checksum(["a"])
     assert hasher.calls == 1
+
+
+def test_rows_of_deleted_files_are_dropped_after_a_whole_context_walk(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "ctx", {"Dockerfile": "x", "a": "A", "gone": "G"})
+    state = tmp_path / "state"
+    with open_ctx(root, state, CountingHasher(), racy_window_ns=0) as ctx:
+        ctx.checksum(["."])
+    (root / "gone").unlink()
+    with open_ctx(root, state, CountingHasher(), racy_window_ns=0) as ctx:
+        ctx.checksum(["a"])  # a partial selection keeps rows it did not see
+    db = sqlite3.connect(state / INDEX_FILENAME)
+    assert db.execute("SELECT count(*) FROM files").fetchone() == (3,)
+    db.close()
+    with open_ctx(root, state, CountingHasher(), racy_window_ns=0) as ctx:
+        ctx.checksum(["."])
+    db = sqlite3.connect(state / INDEX_FILENAME)
+    assert db.execute("SELECT relpath FROM files ORDER BY relpath").fetchall() == [
+        (b"Dockerfile",), (b"a",)]
+    db.close()
+
+
+def test_undecodable_file_names_are_indexed_and_hashed(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "ctx", {"Dockerfile": "x"})
+    name = os.fsdecode(b"caf\xe9.txt")  # latin-1 bytes, not UTF-8
+    (root / name).write_text("data")
+    state = tmp_path / "state"
+    with open_ctx(root, state, CountingHasher(), racy_window_ns=0) as ctx:
+        digest = ctx.checksum(["."])
+    hasher = CountingHasher()
+    with open_ctx(root, state, hasher, racy_window_ns=0) as ctx:
+        assert ctx.checksum(["."]) == digest
+        assert [m.name for m in ctx.select(["caf*"])] == [name]
+    assert hasher.calls == 0
