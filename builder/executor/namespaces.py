@@ -6,8 +6,8 @@ The sandbox mounts /proc, a tmpfs /dev with the usual device nodes, devpts, /dev
 a read-only /sys, the generated /etc/hosts and /etc/resolv.conf and the extra mounts,
 brings `lo` up in a new network namespace, sets the hostname, pivot_roots into the
 rootfs (chroot if pivot_root is refused), switches to the user and execs the process,
-which therefore becomes pid 1 itself. Unlike RuntimeExecutor it does not drop
-capabilities.
+which therefore becomes pid 1 itself, with the bounding capability set cut down to
+docker's defaults as under the runtime.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class ChrootExecutor:
                     "--ipc", "--uts", "--kill-child"]
             if process.network == "none":
                 argv.append("--net")
-            argv += ["--", self.python, "-m", "builder.executor.sandbox", str(spec_file)]
+            argv += ["--", self.python, "-S", "-m", "builder.executor.sandbox", str(spec_file)]
             env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                    "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
             status = run_pumped(argv, stdout=stdout, stderr=stderr, env=env)

@@ -27,6 +27,9 @@ LINKS = (
     ("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
 )
+# docker's default capability set (builder.executor.runtime.DEFAULT_CAPABILITIES)
+DEFAULT_CAPABILITY_NUMBERS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
+PR_CAPBSET_DROP = 24
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
@@ -66,6 +69,18 @@ def setup_dev(root: Path) -> None:
     mount(Mount("mqueue", "mqueue", options=("nosuid", "noexec", "nodev")), dev / "mqueue")
 
 
+def drop_capabilities(last_cap: int) -> None:
+    """Shrink the bounding set to docker's defaults; the exec'd process (root or not)
+    can then hold no other capability."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(last_cap + 1):
+        if cap not in DEFAULT_CAPABILITY_NUMBERS and libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0):
+            err = ctypes.get_errno()
+            raise OSError(err, f"dropping capability {cap}: {os.strerror(err)}")
+
+
 def setup(spec: dict[str, Any]) -> None:
     root = Path(spec["rootfs"])
     # make the rootfs a mount point of its own in this namespace (pivot_root needs one)
@@ -87,11 +102,13 @@ def setup(spec: dict[str, Any]) -> None:
     if spec["network"] == "none":
         loopback_up()
     socket.sethostname(spec["hostname"])
+    last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     try:
         pivot_root_into(root)
     except OSError:
         os.chroot(root)
         os.chdir("/")
+    drop_capabilities(last_cap)
 
 
 def main(argv: list[str]) -> int:

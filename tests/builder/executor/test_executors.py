@@ -118,6 +118,14 @@ def test_the_process_is_pid_1_of_its_own_pid_namespace(run: Runner) -> None:
     assert "1" in lines[1:] and len(lines[1:]) <= 3  # sh, ps and maybe awk: nothing else
 
 
+def test_capabilities_are_dockers_default_set(run: Runner) -> None:
+    res = run("grep -E '^Cap(Bnd|Eff)' /proc/self/status")
+    caps = dict(line.split(":\t") for line in res.out.splitlines())
+    docker_default = sum(1 << n for n in (0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31))
+    assert int(caps["CapBnd"], 16) == docker_default
+    assert int(caps["CapEff"], 16) == docker_default
+
+
 def test_hostname_is_set(run: Runner) -> None:
     assert run("hostname", hostname="step-7").out == "step-7\n"
 
