@@ -8,6 +8,7 @@ OSError), and it does not fsync. The root must not be written by anyone else dur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +25,7 @@ def apply_layer(
     whiteouts: str = "overlay",
     limits: ApplyLimits | None = None,
     expected_diff_id: Digest | None = None,
+    parents: Sequence[Path] = (),
 ) -> Digest:
     """Unpack a gzip / zstd / plain layer tar from `stream` into `root`; returns its diff_id.
 
@@ -31,8 +33,11 @@ def apply_layer(
     flattened tree); see builder.layers.archive.apply_tar. DigestMismatch when
     `expected_diff_id` is given and the uncompressed tar hashes differently (checked after the
     whole stream was read; the tree is then to be discarded by the caller).
+    parents: unpacked lower layer directories, topmost first (overlay mode; see apply_tar).
     """
-    diff_id = apply_tar(open_decompressed(stream), Path(root), whiteouts=whiteouts, limits=limits)
+    diff_id = apply_tar(
+        open_decompressed(stream), Path(root), whiteouts=whiteouts, limits=limits, parents=parents
+    )
     if expected_diff_id is not None and diff_id != expected_diff_id:
         raise DigestMismatch(str(expected_diff_id), str(diff_id), "layer diff_id")
     return diff_id

@@ -25,7 +25,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -284,6 +284,7 @@ class _ApplyState:
     created_links: set[str] = field(default_factory=set)
     written: set[str] = field(default_factory=set)
     dirs: list[tuple[Path, tarfile.TarInfo]] = field(default_factory=list)
+    parents: tuple[Path, ...] = ()
 
 
 def apply_tar(
@@ -292,6 +293,7 @@ def apply_tar(
     *,
     whiteouts: str = "overlay",
     limits: ApplyLimits | None = None,
+    parents: Sequence[Path] = (),
 ) -> Digest:
     """Apply the uncompressed layer tar `stream` onto `root`; returns the sha256 of the tar bytes.
 
@@ -299,11 +301,18 @@ def apply_tar(
     `trusted.overlay.opaque=y` xattr, so `root` can serve as an overlay lower directory.
     whiteouts="merge": the named path (or the directory's older contents) is deleted, for
     applying onto a flattened tree. See the module docstring for the safety rules.
+
+    parents: the unpacked directories of the lower layers, topmost first. A layer may omit the
+    entry of a directory it writes into (umoci and hand-made tars do); applied into an empty
+    directory that then serves as an overlay lower, such an implied directory would hide the
+    lower one's mode, owner and xattrs, so its metadata is copied from the first parent that has
+    it (default 0755 root when none does). Not needed in merge mode.
     """
     if whiteouts not in WHITEOUT_MODES:
         raise InvalidArgument(f"whiteouts must be one of {WHITEOUT_MODES}, got {whiteouts!r}")
     lim = limits or ApplyLimits()
     state = _ApplyState(Path(os.path.abspath(root)), whiteouts, lim, os.geteuid() == 0)
+    state.parents = tuple(Path(p) for p in parents)
     reader = _HashingReader(stream, lim)
     try:
         tf = tarfile.TarFile(
@@ -381,10 +390,34 @@ def _ensure_dir_chain(state: _ApplyState, member: tarfile.TarInfo, directory: Pa
             st = os.lstat(current)
         except FileNotFoundError:
             os.mkdir(current, 0o755)
+            _copy_implied_dir_metadata(state, current)
             continue
         if not stat.S_ISDIR(st.st_mode):
             where = str(current.relative_to(state.root))
             raise _reject(member, f"parent {where!r} is not a directory")
+
+
+def _copy_implied_dir_metadata(state: _ApplyState, created: Path) -> None:
+    rel = str(created.relative_to(state.root))
+    for lower in state.parents:
+        try:
+            source = resolve_with_links(lower, rel)
+            st = os.lstat(source)
+        except (OSError, InvalidArgument):
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return  # deleted or replaced in that lower: nothing below shows through
+        info = tarfile.TarInfo(rel)
+        info.type = tarfile.DIRTYPE
+        info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+        info.mtime = st.st_mtime
+        info.pax_headers = {
+            XATTR_PAX_PREFIX + name: value.decode(_ENCODING, _ERRORS)
+            for name, value in read_xattrs(source).items()
+        }
+        _set_owner_and_xattrs(state, info, created, is_link=False)
+        state.dirs.append((created, info))
+        return
 
 
 def _remove(path: Path) -> None:

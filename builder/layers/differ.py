@@ -2,20 +2,28 @@
 
     tar bytes --> sha256 (diff_id) --> compressor --> sha256 + byte count (digest, size) --> sink
 
-Nothing is held in memory beyond ~1 MiB buffers. The sink is any object with `write(bytes)`
-(a content-store writer, a file, a socket wrapper); `write_layer` never closes it.
+Nothing is held in memory beyond a few 1 MiB buffers. The sink is any object with
+`write(bytes)` (a content-store writer, a file); `write_layer` never closes it.
+
+Compression runs in one worker thread fed through a small bounded queue (zlib, isal and zstd
+release the GIL), so walking the tree, reading files and hashing the tar overlap with compressing
+it: creation runs at the speed of the compressor. The sink is therefore written from that worker
+thread, strictly in order, and only while `write_layer` runs; errors on either side are raised
+from `write_layer` in the caller's thread.
 """
 
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.layers.archive import Sink, write_changes
 from builder.layers.changes import Change, tree_changes
-from builder.layers.compression import media_type_for, open_compressor
+from builder.layers.compression import Compressor, media_type_for, open_compressor
 from registry.oci.digest import Digest
 
 
@@ -41,6 +49,40 @@ class _CountingHasher:
         self.hash.update(data)
         self.size += len(data)
         self._sink.write(data)
+
+
+class _CompressorThread:
+    """Feeds a compressor from a worker thread; `write` blocks when `depth` chunks are queued."""
+
+    def __init__(self, compressor: Compressor, depth: int = 8) -> None:
+        self._compressor = compressor
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="layer-compress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (chunk := self._queue.get()) is not None:
+                self._compressor.write(chunk)
+            self._compressor.close()
+        except BaseException as e:  # handed to the caller's thread
+            self._error = e
+            while self._queue.get() is not None:  # keep the producer from blocking
+                pass
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._error is not None:
+            self.close()
+        self._queue.put(bytes(data))
+
+    def close(self) -> None:
+        """Flush and stop the worker; re-raises a worker error. Safe to call twice."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 class _TarTee:
@@ -69,9 +111,17 @@ def write_layer(
     media_type = media_type_for(compression)
     counted = _CountingHasher(sink)
     compressor = open_compressor(counted, compression, level)
-    tee = _TarTee(compressor)
-    write_changes(changes, tee, source_date_epoch=source_date_epoch)
-    compressor.close()
+    if compression == "none":
+        tee = _TarTee(compressor)
+        write_changes(changes, tee, source_date_epoch=source_date_epoch)
+        compressor.close()
+    else:
+        worker = _CompressorThread(compressor)
+        tee = _TarTee(worker)
+        try:
+            write_changes(changes, tee, source_date_epoch=source_date_epoch)
+        finally:
+            worker.close()
     return LayerInfo(
         diff_id=Digest("sha256", tee.hash.hexdigest()),
         digest=Digest("sha256", counted.hash.hexdigest()),

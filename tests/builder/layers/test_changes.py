@@ -200,3 +200,28 @@ def test_whole_tree_as_changes_is_sorted_by_components(tmp_path: Path) -> None:
     assert paths == ["a", "a/z", "a-b", "a.txt"]
     changes = list(tree_changes(None, tmp_path))
     assert all(isinstance(c, Change) and c.kind is ChangeKind.ADD for c in changes)
+
+
+def test_directory_implied_by_a_layer_keeps_the_lower_metadata_in_overlay_view(
+    tmp_path: Path,
+) -> None:
+    from layer_treeutil import entry, tar_bytes
+
+    lower = tmp_path / "lower"
+    (lower / "etc").mkdir(parents=True)
+    (lower / "etc" / "hostname").write_text("h")
+    (lower / "etc" / "keep").write_text("k")
+    os.chmod(lower / "etc", 0o2750)
+    os.chown(lower / "etc", 7, 8)
+    os.setxattr(lower / "etc", "user.mark", b"lower")
+    # a layer (as umoci writes it) with a whiteout but no entry for its directory
+    data = tar_bytes([(entry("etc/.wh.hostname"), b""), (entry("etc/new"), b"n")])
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    apply_layer(io.BytesIO(data), layer, parents=[lower])
+    st = os.lstat(layer / "etc")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o2750, 7, 8)
+    assert os.getxattr(layer / "etc", "user.mark") == b"lower"
+    with overlay([layer, lower], None, None, tmp_path / "view") as view:
+        assert sorted(p.name for p in (view / "etc").iterdir()) == ["keep", "new"]
+        assert stat.S_IMODE(os.stat(view / "etc").st_mode) == 0o2750
