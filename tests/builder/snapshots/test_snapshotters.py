@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import FailedPrecondition, InvalidArgument
+from builder.errors import CacheCorrupt, FailedPrecondition, InvalidArgument
 from builder.mounts import PAGE_SIZE, Mount, mount_all, temp_mount
 from builder.snapshots import open_snapshotter
 from builder.snapshots.copy import CopySnapshotter
@@ -101,6 +101,22 @@ def test_overlay_changes_skip_directories_only_copied_up(tmp_path: Path) -> None
         os.utime(root / "etc", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (sn.tree_path("step") / "etc").is_dir()  # copied up ...
     assert list(sn.changes("step")) == []  # ... but not a change
+
+
+def test_a_corrupt_metadata_file_is_reported_not_ignored(tmp_path: Path) -> None:
+    sn = CopySnapshotter(tmp_path / "sn")
+    sn.prepare("a")
+    (tmp_path / "sn" / "metadata.json").write_text("{not json")
+    with pytest.raises(CacheCorrupt):
+        list(sn.walk())
+
+
+def test_metadata_is_replaced_atomically_leaving_no_temp_files(tmp_path: Path) -> None:
+    sn = CopySnapshotter(tmp_path / "sn")
+    for i in range(5):
+        sn.prepare(f"k{i}")
+    assert sorted(p.name for p in (tmp_path / "sn").iterdir()) == [
+        "l", "metadata.json", "metadata.lock", "snapshots"]
 
 
 @pytest.fixture

@@ -160,6 +160,17 @@ class SnapshotterSuite:
         assert [i.name for i in again.walk()] == [base, "open"]
         assert read_tree(again, base)["keep"] == "k"
 
+    def test_concurrent_prepares_lose_no_metadata(
+            self, snapshotter: Snapshotter, base: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: snapshotter.prepare(f"par{i:02d}", base), range(24)))
+        names = [i.name for i in snapshotter.walk()]
+        assert names == [base] + [f"par{i:02d}" for i in range(24)]
+        trees = {snapshotter.tree_path(n) for n in names}  # type: ignore[attr-defined]
+        assert len(trees) == len(names)
+
     def test_changes_report_adds_modifies_and_deletes(
             self, snapshotter: Snapshotter, base: str) -> None:
         with temp_mount(snapshotter.prepare("step", base)) as root:
