@@ -110,7 +110,8 @@ class StorageDriver(Protocol):
         ...
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        """Open `path` for writing (truncating unless `append`); parents are created."""
+        """Open `path` for writing (truncating unless `append`); parents are created.
+        A writer holds its path exclusively (also against other processes) until it ends."""
         ...
 
     async def stat(self, path: str) -> FileInfo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import fcntl
 import os
 import shutil
 import uuid
@@ -212,7 +213,14 @@ class FilesystemDriver:
         target.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         fd = os.open(target, flags, 0o644)
-        size = os.fstat(fd).st_size if append else 0
+        try:
+            # Writers of one path exclude each other across processes until closed (an
+            # upload session appended through two worker processes at once).
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size if append else 0
+        except BaseException:
+            os.close(fd)
+            raise
         return FilesystemFileWriter(fd, target, size)
 
     async def writer(self, path: str, append: bool = False) -> FilesystemFileWriter:

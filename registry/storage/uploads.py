@@ -209,16 +209,21 @@ class UploadStore:
             if start is not None and start != offset:
                 raise RangeInvalid(f"chunk starts at {start}, upload is at {offset}",
                                    detail={"offset": offset})
-            size = await self._write(session, offset, chunks, commit=False)
+            size = await self._write(session, offset if start is not None else None, chunks,
+                                     commit=False)
             return self._status(session, size)
 
-    async def _write(self, session: _Session, offset: int,
+    async def _write(self, session: _Session, expected: int | None,
                      chunks: AsyncIterable[bytes] | None, commit: bool) -> int:
         """Append `chunks` to the session data, hashing them in the same pass when the live
-        hasher is in step with the data; fsync when `commit`. Returns the new size."""
-        if session.hasher is not None and session.hashed != offset:
-            session.hasher = None
+        hasher is in step with the data; fsync when `commit`. Returns the new size.
+        With `expected`, RangeInvalid if another process appended since the offset check
+        (the writer holds the data file exclusively, so the size it sees is final)."""
         writer = await self._driver.writer(paths.upload_data(session.uuid), append=True)
+        if expected is not None and writer.size != expected:
+            await writer.close()
+            raise RangeInvalid(f"chunk starts at {expected}, upload is at {writer.size}",
+                               detail={"offset": writer.size})
         hasher = session.hasher if writer.size == session.hashed else None
         if hasher is None and writer.size == 0:
             hasher = hashlib.sha256()
@@ -252,8 +257,11 @@ class UploadStore:
                 raise RangeInvalid(f"chunk starts at {start}, upload is at {offset}",
                                    detail={"offset": offset})
             try:
-                size = await self._write(session, offset, chunks, commit=True)
+                size = await self._write(session, offset if start is not None else None,
+                                         chunks, commit=True)
                 actual = await self._digest(session, size, digest.algorithm)
+            except RangeInvalid:
+                raise  # another process appended meanwhile: the session stays usable
             except BaseException:
                 await self._remove(session, UploadState.CANCELLED)
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -43,6 +44,19 @@ class TestFilesystemDriver(DriverSuite):  # type: ignore[misc,valid-type]
         await driver.put_content("a/b", b"x")
         await driver.put_content("a/b", b"y")
         assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
+
+
+    async def test_a_second_writer_of_a_path_waits_for_the_first(self, tmp_path: Path) -> None:
+        driver = FilesystemDriver(tmp_path)
+        first = await driver.writer("f", append=True)
+        second = asyncio.ensure_future(driver.writer("f", append=True))
+        await asyncio.sleep(0.2)
+        assert not second.done()
+        await first.write(b"abc")
+        await first.close()
+        writer = await asyncio.wait_for(second, 5)
+        assert writer.size == 3
+        await writer.close()
 
 
 class TestMemoryDriver(DriverSuite):  # type: ignore[misc,valid-type]
