@@ -20,6 +20,15 @@ import pytest
 from tooling import DOCKER_CLIENT, write_busybox_rootfs
 
 
+def _unmount_under(base: Path) -> None:
+    """Lazily unmount everything dockerd left mounted below `base` (netns, overlay layers)."""
+    prefix = str(base) + "/"
+    with open("/proc/self/mountinfo") as fh:
+        points = [line.split()[4] for line in fh]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def busybox_rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs.tar")
@@ -59,5 +68,5 @@ def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             proc.kill()
             proc.wait()
         log.close()
-        subprocess.run(["umount", "-R", str(base / "data")], capture_output=True)
+        _unmount_under(base)
         shutil.rmtree(tempfile_dir, ignore_errors=True)
