@@ -177,3 +177,22 @@ def test_a_runtime_that_cannot_start_containers_is_reported(tmp_path: Path) -> N
 
 def _spec() -> ProcessSpec:
     return ProcessSpec(argv=("/bin/true",))
+
+
+def test_a_steps_changes_become_a_layer_with_whiteouts_and_no_stubs(
+        run: Runner, snapshotter: Snapshotter) -> None:
+    import io
+    import tarfile
+
+    from builder.layers.differ import write_layer
+
+    res = run("rm -rf /usr && mkdir -p /usr/x && echo a > /usr/x/f && rm /bin/ls", key="layer")
+    assert res.status.ok, res.err
+    buf = io.BytesIO()
+    write_layer(snapshotter.changes("layer"), buf, compression="none")
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        names = {m.name for m in tar}
+    assert {"bin/.wh.ls", "usr/x/f"} <= names
+    assert ("usr/.wh..wh..opq" in names) or ("usr/.wh.bin" in names)
+    assert not {n for n in names if n.split("/")[0] in ("etc", "proc", "dev", "sys")}
