@@ -139,9 +139,10 @@ def _oci_extra(m: Mount) -> Mount:
 class RuntimeExecutor:
     """Executor over OCI runtime binaries; see the module docstring.
 
-    `runtimes` is an ordered preference (crun, then runc). A runtime that fails before
-    starting the process (its own logged error, e.g. crun on a hybrid-cgroup host) is
-    remembered as broken and the next one is tried for this and every later run."""
+    `runtimes` is an ordered preference (crun, then runc). Each is checked once per
+    process by `probe_runtime`; one that cannot start containers here (e.g. crun on a
+    hybrid cgroup v1/v2 host) is skipped for good. After that, a runtime error logged
+    during a run means the process itself could not start (ProcessStartFailed)."""
 
     name = "runtime"
 
