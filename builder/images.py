@@ -350,10 +350,10 @@ class ImageStore:
                     f"({', '.join(image.names)}); remove them by name or use --force")
             for name in image.names:
                 untagged.append(self.untag(name))
-        if self.db.refs_of(digest):
-            return RemoveReport(tuple(untagged))
         with self.gc_guard(exclusive=True):
             with self.lock():
+                if self.db.refs_of(digest):  # still named (possibly re-tagged meanwhile)
+                    return RemoveReport(tuple(untagged))
                 self.db.delete_image(digest)
                 self.sync_index()
             self._collect(PruneReport())

@@ -14,6 +14,7 @@ from builder.archives import import_rootfs
 from builder.errors import FailedPrecondition, InvalidArgument, NotFound
 from builder.images import REF_NAME, ImageStore, chain_ids, normalize_name
 from builder.storecheck import check_store
+from registry.oci import Digest
 
 
 def _import(store: ImageStore, tmp: Path, name: str | None, files: dict[str, bytes],
@@ -183,3 +184,31 @@ def test_check_reports_corrupted_blob_and_stale_index(store: ImageStore, tmp_pat
     assert not report.ok
     assert any("blob" in p for p in report.problems)
     assert any("index.json" in p for p in report.problems)
+
+
+def test_docker25_style_index_annotations_name_the_image() -> None:
+    from builder.archives import _names_from_annotations
+    assert _names_from_annotations({
+        "io.containerd.image.name": "docker.io/library/busybox:1.36",
+        "org.opencontainers.image.ref.name": "1.36"}) == ["busybox:1.36"]
+    assert _names_from_annotations({"org.opencontainers.image.ref.name": "app:v1"}) == ["app:v1"]
+    assert _names_from_annotations({"org.opencontainers.image.ref.name": "latest"}) == []
+    assert _names_from_annotations(None) == []
+
+
+def test_loading_an_index_registers_the_host_platform_manifest(
+        store: ImageStore, tmp_path: Path) -> None:
+    from builder.content import write_bytes
+    from registry.oci import Descriptor, ImageIndex, Platform, canonical_bytes, mediatypes
+    image = _import(store, tmp_path, None, {"f": b"1"})
+    host = Platform.host()
+    other = Descriptor(mediatypes.OCI_MANIFEST, Digest.from_bytes(b"other"), 5,
+                       platform=Platform("linux", "s390x" if host.architecture != "s390x"
+                                         else "arm64"))
+    mine = Descriptor(mediatypes.OCI_MANIFEST, image.manifest.digest,  # type: ignore
+                      image.manifest.size, platform=host)  # type: ignore[attr-defined]
+    index = ImageIndex(mediatypes.OCI_INDEX, (other, mine))
+    info = write_bytes(store.content, canonical_bytes(index.to_json()))
+    added = store.add_image(info.digest, ["multi:1"], mediatypes.OCI_INDEX)
+    assert added.manifest.digest == image.manifest.digest  # type: ignore[attr-defined]
+    assert store.resolve("multi:1").id == image.id  # type: ignore[attr-defined]
