@@ -19,6 +19,7 @@ Every lark exception is translated into :class:`DockerfileError` here; none esca
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -30,6 +31,24 @@ from .instructions import Arg, Dockerfile, From, Instruction, Stage
 from .prepass import prepass
 
 __all__ = ["parse", "parse_file"]
+
+
+_GO_BLANKS = "\t\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_FLAG_WORD_RE = re.compile(
+    rf"""--(?:[^\n{_GO_BLANKS}"'\\]|\\[^\n]|"(?:[^"\\\n]|\\[^\n])*"?|'(?:[^'\\\n]|\\[^\n])*'?)+"""
+)
+
+
+def _split_flags(token: Token) -> list[Token]:
+    """The FLAGS token cut into one token per flag word, with their own columns."""
+    text = str(token)
+    column = token.column or 1
+    start = token.start_pos or 0
+    return [
+        Token("FLAG", m.group(), start_pos=start + m.start(), line=token.line,
+              column=column + m.start())
+        for m in _FLAG_WORD_RE.finditer(text)
+    ]
 
 
 class _ToRaw(Transformer[Token, object]):
@@ -46,14 +65,17 @@ class _ToRaw(Transformer[Token, object]):
         for child in children[1:]:
             if isinstance(child, tuple):
                 kind, args = child
-            elif isinstance(child, Token) and child.type == "FLAG":
-                flags.append(child)
+            elif isinstance(child, Token) and child.type == "FLAGS":
+                flags = _split_flags(child)
         return RawInstruction(keyword, flags, kind, args)
 
     def onbuild(self, children: list[object]) -> RawOnBuild:
         keyword = children[0]
         assert isinstance(keyword, Token)
-        flags = [c for c in children[1:] if isinstance(c, Token) and c.type == "FLAG"]
+        flags = next(
+            (_split_flags(c) for c in children[1:] if isinstance(c, Token) and c.type == "FLAGS"),
+            [],
+        )
         inner = next((c for c in children if isinstance(c, RawInstruction)), None)
         return RawOnBuild(keyword, flags, inner)
 

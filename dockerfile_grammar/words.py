@@ -35,6 +35,7 @@ GO_SPACES = frozenset(
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+_GO_SPACE_CHARS = "".join(sorted(GO_SPACES))
 _GO_SPACE_CLASS = "[" + "".join(sorted(GO_SPACES)).replace("\\", "\\\\") + "]+"
 _GO_SPACE_RE = re.compile(_GO_SPACE_CLASS)
 _BLANKS_RE = re.compile(r"[\t\v\f\r ]+")
@@ -42,7 +43,7 @@ _BLANKS_RE = re.compile(r"[\t\v\f\r ]+")
 
 def go_trim(text: str) -> str:
     """strings.TrimSpace."""
-    return text.strip("".join(GO_SPACES))
+    return text.strip(_GO_SPACE_CHARS)
 
 
 def split_whitespace(rest: str) -> list[str]:
@@ -115,7 +116,7 @@ class NotStringArrayError(ValueError):
 
 def parse_json_array(rest: str) -> list[str] | None:
     """The strings of a JSON array, or None when ``rest`` is not a JSON array."""
-    rest = rest.lstrip("".join(GO_SPACES))
+    rest = rest.lstrip(_GO_SPACE_CHARS)
     if not rest.startswith("["):
         return None
     try:
@@ -184,7 +185,7 @@ def split_flags(rest: str) -> tuple[list[str], str]:
             pos += 1
         word = rest[start:pos]
         if word == "--":
-            return flags, rest[pos:].lstrip("".join(GO_SPACES))
+            return flags, rest[pos:].lstrip(_GO_SPACE_CHARS)
         flags.append(word)
 
 
