@@ -192,7 +192,7 @@ class DockerIgnore:
         path = _normalize(relpath)
         if path == ".":
             return False
-        return self._decide(self.state_for(path))
+        return self.excluded(self.state_for(path))
 
     def can_skip_dir(self, relpath: str) -> bool:
         """True when directory ``relpath`` is excluded and nothing inside it can be
@@ -200,7 +200,7 @@ class DockerIgnore:
         path = _normalize(relpath)
         if path == ".":
             return False
-        return self._can_skip(path, self.state_for(path))
+        return self.can_skip_dir_state(path, self.state_for(path))
 
     def state_for(self, path: str, parent_state: Sequence[bool] | None = None) -> tuple[bool, ...]:
         """Per pattern: does it match ``path`` or one of its parent directories?
@@ -218,13 +218,16 @@ class DockerIgnore:
             for inherited, p in zip(parent_state, self.patterns, strict=True)
         )
 
-    def _decide(self, state: Sequence[bool]) -> bool:
+    def excluded(self, state: Sequence[bool]) -> bool:
+        """Decide from a :meth:`state_for` result: is the path excluded?"""
         for pattern, matched in zip(reversed(self.patterns), reversed(state), strict=True):
             if matched:
                 return not pattern.exclusion
         return False
 
-    def _can_skip(self, path: str, state: Sequence[bool]) -> bool:
+    def can_skip_dir_state(self, path: str, state: Sequence[bool]) -> bool:
+        """:meth:`can_skip_dir` for a clean relative ``path`` whose :meth:`state_for`
+        result is already known (as during a walk)."""
         last = _last_true(state)
         if last is None or self.patterns[last].exclusion:
             return False
@@ -272,13 +275,13 @@ def _walk(
         relpath = prefix + entry.name
         entry_state = ignore.state_for(relpath, state)
         is_dir = entry.is_dir(follow_symlinks=False)
-        if not ignore._decide(entry_state):
+        if not ignore.excluded(entry_state):
             yield from pending
             pending.clear()
             yield relpath
             if is_dir:
                 yield from _walk(entry.path, relpath + "/", entry_state, ignore, pending)
-        elif is_dir and not ignore._can_skip(relpath, entry_state):
+        elif is_dir and not ignore.can_skip_dir_state(relpath, entry_state):
             pending.append(relpath)
             yield from _walk(entry.path, relpath + "/", entry_state, ignore, pending)
             if pending and pending[-1] == relpath:
