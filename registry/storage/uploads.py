@@ -182,17 +182,23 @@ class UploadStore:
 
     async def start(self, repo: str) -> UploadStatus:
         """Open a new session in `repo` (NameInvalid for a bad name)."""
+        return self._status(await self._begin(repo, shared=True), 0)
+
+    async def _begin(self, repo: str, shared: bool) -> _Session:
+        """A new OPEN session. Only a `shared` one (reachable by id from any process) gets a
+        session.json; a private one (monolithic put) is purged by its data file's age."""
         validate_name(repo)
         uuid = uuidlib.uuid4().hex
         started_at = time.time()
         writer = await self._driver.writer(paths.upload_data(uuid))
         await writer.close()
-        await self._driver.put_content(
-            paths.upload_session(uuid),
-            json.dumps({"repo": repo, "started_at": started_at}).encode())
+        if shared:
+            await self._driver.put_content(
+                paths.upload_session(uuid),
+                json.dumps({"repo": repo, "started_at": started_at}).encode())
         session = _Session(uuid, repo, started_at, hasher=hashlib.sha256())
         self._sessions[uuid] = session
-        return self._status(session, 0)
+        return session
 
     async def status(self, repo: str, uuid: str) -> UploadStatus:
         """Where the session is (not serialized with a running append: a snapshot)."""
@@ -303,8 +309,8 @@ class UploadStore:
 
     async def put(self, repo: str, digest: Digest, chunks: AsyncIterable[bytes]) -> BlobInfo:
         """Monolithic upload (POST ?digest=): a session opened and committed in one call."""
-        status = await self.start(repo)
-        return await self.commit(repo, status.uuid, digest, chunks)
+        session = await self._begin(repo, shared=False)
+        return await self.commit(repo, session.uuid, digest, chunks)
 
     async def purge_expired(self, now: float | None = None) -> int:
         """Remove sessions older than the TTL (and orphan upload dirs); returns how many."""

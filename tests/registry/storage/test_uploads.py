@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -320,5 +321,18 @@ async def test_upload_memory_stays_flat_whatever_the_size(tmp_path: Path) -> Non
         tracemalloc.stop()
         assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {total}-byte upload"
         assert (await store.blobs.stat(REPO, digest)).size == total
+    finally:
+        await store.close()
+
+
+async def test_orphan_upload_dirs_are_purged_by_age(tmp_path: Path) -> None:
+    store = await RegistryStore.open(StoreConfig(tmp_path, upload_ttl_seconds=60))
+    try:
+        orphan = "ab" * 16
+        await store.driver.put_content(f"uploads/{orphan}/data", b"left by a crash")
+        await store.driver.put_content("uploads/not-an-upload-id/data", b"ignored")
+        assert await store.uploads.purge_expired() == 0
+        assert await store.uploads.purge_expired(now=time.time() + 61) == 1
+        assert await store.driver.list("uploads") == ["uploads/not-an-upload-id"]
     finally:
         await store.close()
