@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,25 @@ from builder.snapshots.metadata import MetaStore, Record, State
 
 if TYPE_CHECKING:
     from builder.layers.changes import Change
+
+
+def include_parents(changes: Iterable[Change], tree: Path) -> Iterator[Change]:
+    """Yield `changes` with every ancestor directory emitted (as MODIFY from `tree`) before
+    its first descendant, as containerd's ChangeWriter and docker layers do, so a layer
+    carries the metadata of each directory it writes into. Input must be sorted by path
+    components (parents first), as builder.layers.changes yields it."""
+    from builder.layers.changes import Change, ChangeKind
+
+    seen: set[str] = set()
+    for change in changes:
+        parts = change.path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            ancestor = "/".join(parts[:i])
+            if ancestor not in seen:
+                seen.add(ancestor)
+                yield Change(ChangeKind.MODIFY, ancestor, tree / ancestor)
+        seen.add(change.path)
+        yield change
 
 
 class BaseSnapshotter:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from builder.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from builder.mounts import Mount
 from builder.snapshots import Info, Kind
-from builder.snapshots.base import BaseSnapshotter
+from builder.snapshots.base import BaseSnapshotter, include_parents
 from builder.snapshots.metadata import Record, State
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class CopySnapshotter(BaseSnapshotter):
         if rec.kind is Kind.VIEW:
             raise FailedPrecondition(f"snapshot {key!r} is a view and has no changes")
         lower = self._tree(state.get(rec.parent)) if rec.parent else None
-        yield from tree_changes(lower, self._tree(rec))
+        yield from include_parents(tree_changes(lower, self._tree(rec)), self._tree(rec))
 
     def import_committed(
         self,

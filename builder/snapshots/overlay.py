@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from builder.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from builder.mounts import Mount, MountError, temp_mount
 from builder.snapshots import Info, Kind
-from builder.snapshots.base import BaseSnapshotter
+from builder.snapshots.base import BaseSnapshotter, include_parents
 from builder.snapshots.metadata import Record, State
 
 if TYPE_CHECKING:
@@ -105,8 +105,8 @@ class OverlaySnapshotter(BaseSnapshotter):
 
     def changes(self, key: str) -> Iterator[Change]:
         """overlay_changes() of the upper dir, minus directories that were only copied up
-        (same mode, owner, mtime and xattrs as in the lower stack), e.g. /etc after a
-        mount stub under it was removed again."""
+        (same mode, owner, mtime and xattrs as in the lower stack, e.g. /etc after a mount
+        stub under it was removed again) unless something below them changed."""
         from builder.layers.changes import overlay_changes
 
         state = self._meta.read()
@@ -114,14 +114,19 @@ class OverlaySnapshotter(BaseSnapshotter):
         if rec.kind is Kind.VIEW:
             raise FailedPrecondition(f"snapshot {key!r} is a view and has no changes")
         lowers = [self._tree(r) for r in state.chain(rec.parent)]
-        for change in overlay_changes(self._tree(rec)):
-            if (
-                not change.opaque
-                and change.source is not None
-                and _unchanged_dir(change.source, change.path, lowers)
-            ):
-                continue
-            yield change
+        upper = self._tree(rec)
+
+        def real_changes() -> Iterator[Change]:
+            for change in overlay_changes(upper):
+                if (
+                    not change.opaque
+                    and change.source is not None
+                    and _unchanged_dir(change.source, change.path, lowers)
+                ):
+                    continue
+                yield change
+
+        yield from include_parents(real_changes(), upper)
 
     def import_committed(
         self,

@@ -196,6 +196,15 @@ class SnapshotterSuite:
         assert hidden
         assert changes["d/z"].kind is ChangeKind.ADD
 
+    def test_changes_carry_the_parent_directories_of_a_change(
+            self, snapshotter: Snapshotter) -> None:
+        make_committed(snapshotter, "deep", None, lambda r: write(r, "u/v/w/old", "o"))
+        with temp_mount(snapshotter.prepare("step", "deep")) as root:
+            write(root, "u/v/w/new", "n")
+        got = [(c.path, c.kind) for c in snapshotter.changes("step")]
+        assert [p for p, _ in got] == ["u", "u/v", "u/v/w", "u/v/w/new"]
+        assert got[-1][1] is ChangeKind.ADD
+
     def test_changes_of_an_untouched_snapshot_are_empty(
             self, snapshotter: Snapshotter, base: str) -> None:
         with temp_mount(snapshotter.prepare("noop", base)) as root:
