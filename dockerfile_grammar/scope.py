@@ -343,19 +343,35 @@ class BuildScope:
         )
 
     def stages(
-        self, base_envs: Mapping[int, Mapping[str, str]] | None = None
+        self,
+        base_envs: Mapping[int, Mapping[str, str]] | None = None,
+        *,
+        only: Iterable[int] | None = None,
     ) -> Iterator[StageScope]:
-        """Scope all stages in file order; a stage FROM an earlier stage inherits its scope.
+        """Scope stages in file order; a stage FROM an earlier stage inherits its scope.
 
-        ``base_envs`` maps a stage index to its base image Env (default: empty).
+        ``base_envs`` maps a stage index to its base image Env (default: empty). ``only``
+        limits the result to those stage indexes (the ones a build needs: like BuildKit,
+        stages that are not built are not expanded, so their errors do not count); a
+        parent stage outside ``only`` is still scoped for its children to inherit.
         """
+        envs = base_envs or {}
         done: dict[int, StageScope] = {}
+
+        def scope_of(stage: Stage) -> StageScope:
+            if stage.index not in done:
+                parent_index = self._parent_stage(stage)
+                parent = None
+                if parent_index is not None:
+                    parent = scope_of(self.dockerfile.stages[parent_index])
+                env = envs.get(stage.index)
+                done[stage.index] = self.stage(stage, base_env=env, parent=parent)
+            return done[stage.index]
+
+        wanted = None if only is None else set(only)
         for stage in self.dockerfile.stages:
-            parent_index = self._parent_stage(stage)
-            parent = done.get(parent_index) if parent_index is not None else None
-            env = (base_envs or {}).get(stage.index)
-            done[stage.index] = self.stage(stage, base_env=env, parent=parent)
-            yield done[stage.index]
+            if wanted is None or stage.index in wanted:
+                yield scope_of(stage)
 
     def unused_build_args(self, stages: Iterable[int] | None = None) -> tuple[str, ...]:
         """Build args no ARG consumes (BuildKit warns about these), sorted.

@@ -189,6 +189,16 @@ def test_stage_built_from_a_stage_inherits_its_args_and_env() -> None:
     assert dict(step(scopes[2], "RUN").env) == {}
 
 
+def test_only_the_requested_stages_are_expanded() -> None:
+    text = "FROM scratch AS base\nARG A=1\nFROM scratch AS broken\nWORKDIR ${X:?}\nFROM base\n"
+    bs = scope_of(text)
+    scopes = list(bs.stages(only=[2]))
+    assert [s.stage.index for s in scopes if s.stage] == [2]
+    assert scopes[0].env == {"A": "1"}
+    with pytest.raises(DockerfileError):
+        list(bs.stages())
+
+
 def test_stages_are_scoped_independently() -> None:
     scopes = list(scope_of("FROM scratch\nARG A=1\nFROM scratch\nWORKDIR /$A\n").stages())
     assert step(scopes[1], "WORKDIR").expanded == Workdir(
