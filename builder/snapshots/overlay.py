@@ -41,6 +41,7 @@ def supported(root: Path) -> tuple[bool, str]:
             "overlay",
             "overlay",
             options=(
+                "index=off",
                 f"lowerdir={tmp / 'l2'}:{tmp / 'l1'}",
                 f"upperdir={tmp / 'upper'}",
                 f"workdir={tmp / 'work'}",
