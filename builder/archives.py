@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import posixpath
@@ -29,7 +30,14 @@ from typing import IO, Any, BinaryIO
 
 from builder.content import CHUNK, LocalContentStore, write_bytes
 from builder.errors import DigestMismatch, InvalidArgument, NotFound
-from builder.images import CONTAINERD_NAME, REF_NAME, Image, ImageStore, normalize_name
+from builder.images import (
+    CONTAINERD_NAME,
+    REF_NAME,
+    Image,
+    ImageStore,
+    convert_manifest,
+    normalize_name,
+)
 from builder.layers.compression import open_compressor, open_decompressed
 from registry.oci import (
     Descriptor,
@@ -360,8 +368,12 @@ def _docker_full_name(name: str) -> str:
 
 
 def save_archive(store: ImageStore, refs: Iterable[str], out: BinaryIO,
-                 fmt: str = "docker") -> None:
-    """Stream images as a docker-archive (`fmt="docker"`) or an OCI archive (`fmt="oci"`)."""
+                 fmt: str = "docker", media_types: str | None = None) -> None:
+    """Stream images as a docker-archive (`fmt="docker"`) or an OCI archive (`fmt="oci"`).
+
+    `media_types="docker"|"oci"` rewrites the manifests written into the archive to that
+    family (Docker schema2 or OCI); None keeps each manifest's bytes as stored.
+    """
     if fmt not in ("docker", "oci"):
         raise InvalidArgument(f"unknown archive format {fmt!r} (docker or oci)")
     chosen: list[tuple[str | None, Image]] = []
@@ -395,7 +407,6 @@ def save_archive(store: ImageStore, refs: Iterable[str], out: BinaryIO,
         def add_bytes(path: str, data: bytes) -> None:
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
-            import io
             tar.addfile(info, io.BytesIO(data))
 
         index_entries: list[dict[str, Any]] = []
@@ -403,10 +414,20 @@ def save_archive(store: ImageStore, refs: Iterable[str], out: BinaryIO,
         repositories: dict[str, dict[str, str]] = {}
         for named, image in chosen:
             manifest = store.manifest(image)
-            add_blob(image.manifest.digest)
+            desc = image.manifest.to_json()
+            converted = convert_manifest(manifest, media_types) if media_types else manifest
+            if converted.to_json() != manifest.to_json():
+                data = canonical_bytes(converted.to_json())
+                digest = Digest.from_bytes(data)
+                if digest not in written:
+                    written.add(digest)
+                    add_bytes(f"blobs/sha256/{digest.encoded}", data)
+                desc = {"mediaType": converted.media_type, "digest": str(digest),
+                        "size": len(data)}
+            else:
+                add_blob(image.manifest.digest)
             config_path = add_blob(manifest.config.digest)
             layer_paths = [add_blob(layer.digest) for layer in manifest.layers]
-            desc = image.manifest.to_json()
             if named:
                 if fmt == "oci":
                     desc["annotations"] = {REF_NAME: named}
@@ -435,12 +456,13 @@ def save_archive(store: ImageStore, refs: Iterable[str], out: BinaryIO,
                 add_bytes("repositories", json.dumps(repositories).encode())
 
 
-def save_to_path(store: ImageStore, refs: Sequence[str], path: Path, fmt: str) -> None:
+def save_to_path(store: ImageStore, refs: Sequence[str], path: Path, fmt: str,
+                 media_types: str | None = None) -> None:
     """Save into `path` atomically (temp file in the same directory, then rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            save_archive(store, refs, f, fmt)
+            save_archive(store, refs, f, fmt, media_types)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

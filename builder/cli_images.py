@@ -285,11 +285,11 @@ def _cmd_save(args: argparse.Namespace) -> int:
 
     with open_store(args) as store:
         if args.output and args.output != "-":
-            save_to_path(store, args.images, Path(args.output), args.format)
+            save_to_path(store, args.images, Path(args.output), args.format, args.media_types)
         else:
             if sys.stdout.isatty():
                 raise InvalidArgument("refusing to write an archive to a terminal; use -o FILE")
-            save_archive(store, args.images, sys.stdout.buffer, args.format)
+            save_archive(store, args.images, sys.stdout.buffer, args.format, args.media_types)
             sys.stdout.buffer.flush()
     return 0
 
@@ -372,6 +372,9 @@ def register(sub: Any) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-o", "--output", help="write to FILE instead of stdout")
     p.add_argument("--format", choices=["docker", "oci"], default="docker")
+    p.add_argument("--media-types", choices=["docker", "oci"],
+                   help="rewrite manifests in the archive to Docker schema2 or OCI media types "
+                   "(default: as stored)")
     p.set_defaults(func=_cmd_save)
 
     p = sub.add_parser("load", help="load images from a docker or OCI archive")

@@ -67,6 +67,41 @@ def normalize_name(text: str) -> str:
     return str(ref)
 
 
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+_OCI_TO_DOCKER = {
+    mediatypes.OCI_MANIFEST: mediatypes.DOCKER_MANIFEST,
+    mediatypes.OCI_CONFIG: mediatypes.DOCKER_CONFIG,
+    mediatypes.OCI_LAYER_GZIP: mediatypes.DOCKER_LAYER_GZIP,
+    mediatypes.OCI_LAYER: DOCKER_LAYER_TAR,
+    mediatypes.OCI_LAYER_NONDIST_GZIP: mediatypes.DOCKER_LAYER_FOREIGN_GZIP,
+}
+_DOCKER_TO_OCI = {v: k for k, v in _OCI_TO_DOCKER.items()}
+
+
+def convert_manifest(manifest: ImageManifest, to: str) -> ImageManifest:
+    """The same image with Docker schema2 (`to="docker"`) or OCI (`to="oci"`) media types.
+
+    Blobs are unchanged; only the manifest bytes (and so its digest) differ. zstd layers have
+    no Docker media type (InvalidArgument). Docker schema2 has no subject or annotations.
+    """
+    table = _OCI_TO_DOCKER if to == "docker" else _DOCKER_TO_OCI if to == "oci" else None
+    if table is None:
+        raise InvalidArgument(f"unknown media type family {to!r} (docker or oci)")
+
+    def conv(desc: Descriptor) -> Descriptor:
+        if desc.media_type in table.values():
+            return desc
+        if desc.media_type not in table:
+            raise InvalidArgument(f"{desc.media_type} has no {to} equivalent")
+        return Descriptor(table[desc.media_type], desc.digest, desc.size, urls=desc.urls)
+
+    media = table.get(manifest.media_type, manifest.media_type)
+    if to == "docker":
+        return ImageManifest(media, conv(manifest.config), tuple(map(conv, manifest.layers)))
+    return ImageManifest(media, conv(manifest.config), tuple(map(conv, manifest.layers)),
+                         manifest.subject, manifest.artifact_type, manifest.annotations)
+
+
 def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     """OCI ChainIDs: chain(0) = diff(0); chain(n) = sha256(chain(n-1) + " " + diff(n))."""
     out: list[str] = []

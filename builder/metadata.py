@@ -11,6 +11,8 @@ Tables (schema version in `meta`):
     image_layers(manifest_digest, idx, diff_id, chain_id, blob_digest, media_type, size)
     refs(name PK, manifest_digest, tagged)            "busybox:latest" -> image
     unpacked(chain_id PK, parent, diff_id, size, unpacked_at)   layers under <root>/layers/
+    leases(lease, target, created)   a blob digest or chain ID that some user (a running build,
+                                     the build cache) needs; prune and rmi keep leased targets
 Later issues (the build cache) add their own tables through `migrate`.
 """
 
@@ -58,6 +60,12 @@ CREATE TABLE IF NOT EXISTS refs (
     name TEXT PRIMARY KEY,
     manifest_digest TEXT NOT NULL REFERENCES images(manifest_digest) ON DELETE CASCADE,
     tagged REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    lease TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (lease, target)
 );
 CREATE TABLE IF NOT EXISTS unpacked (
     chain_id TEXT PRIMARY KEY,
@@ -187,10 +195,30 @@ class Metadata:
             c.execute("DELETE FROM images WHERE manifest_digest=?", (manifest_digest,))
 
     def referenced_blobs(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT DISTINCT blob_digest FROM image_blobs")}
+        """Blobs an image needs, plus leased targets."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT blob_digest FROM image_blobs UNION SELECT target FROM leases")}
 
     def referenced_chains(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT DISTINCT chain_id FROM image_layers")}
+        """Chain IDs of image layers, plus leased targets."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT chain_id FROM image_layers UNION SELECT target FROM leases")}
+
+    # ------------------------------------------------------------------ leases
+
+    def add_lease(self, lease: str, targets: Iterable[str]) -> None:
+        """Protect blob digests or chain IDs from prune/rmi until `delete_lease(lease)`."""
+        with self.transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO leases VALUES (?,?,?)",
+                          [(lease, t, time.time()) for t in targets])
+
+    def delete_lease(self, lease: str) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM leases WHERE lease=?", (lease,))
+
+    def leases(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT lease, target FROM leases ORDER BY lease, target")]
 
     def chain_users(self, chain_id: str) -> int:
         row = self.conn.execute("SELECT COUNT(DISTINCT manifest_digest) FROM image_layers "

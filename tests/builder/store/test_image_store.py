@@ -212,3 +212,30 @@ def test_loading_an_index_registers_the_host_platform_manifest(
     added = store.add_image(info.digest, ["multi:1"], mediatypes.OCI_INDEX)
     assert added.manifest.digest == image.manifest.digest  # type: ignore[attr-defined]
     assert store.resolve("multi:1").id == image.id  # type: ignore[attr-defined]
+
+
+def test_convert_manifest_switches_between_oci_and_docker_media_types(
+        store: ImageStore, tmp_path: Path) -> None:
+    from builder.images import convert_manifest
+    from registry.oci import mediatypes
+    image = _import(store, tmp_path, "c:1", {"f": b"1"})
+    oci = store.manifest(image)  # type: ignore[arg-type]
+    docker = convert_manifest(oci, "docker")
+    assert docker.media_type == mediatypes.DOCKER_MANIFEST
+    assert docker.config.media_type == mediatypes.DOCKER_CONFIG
+    assert [la.media_type for la in docker.layers] == [mediatypes.DOCKER_LAYER_GZIP]
+    assert [la.digest for la in docker.layers] == [la.digest for la in oci.layers]
+    assert convert_manifest(docker, "oci").to_json() == oci.to_json()
+
+
+def test_leased_content_survives_prune(store: ImageStore, tmp_path: Path) -> None:
+    image = _import(store, tmp_path, "l:1", {"f": b"lease me"})
+    [layer] = store.unpack(image)  # type: ignore[arg-type]
+    row = store.layers(image)[0]  # type: ignore[arg-type]
+    store.db.add_lease("build-1", [row.blob_digest, row.chain_id])
+    store.untag("l:1")
+    store.prune()
+    assert store.content.exists(Digest.parse(row.blob_digest)) and layer.is_dir()
+    store.db.delete_lease("build-1")
+    store.prune()
+    assert not store.content.exists(Digest.parse(row.blob_digest)) and not layer.exists()

@@ -150,6 +150,31 @@ def test_strata_save_is_loaded_by_docker_and_runs(
     assert docker("inspect", "--format", "{{.Id}}", "e1-back:v2").strip() == strata_id
 
 
+def test_save_with_docker_media_types_is_loaded_by_docker_and_strata(
+        docker_image: tuple[Docker, Path, Path], strata: Callable[..., object], root: Path,
+        tmp_path: Path) -> None:
+    docker, saved, _ = docker_image
+    strata("load", "-i", str(saved))
+    strata("import", "--change", 'CMD ["sh"]', str(saved.parent / "rich-rootfs.tar"),
+           "e1-gz:v1")  # a gzip layer, so every media type has a Docker schema2 name
+    archive = tmp_path / "schema2.tar"
+    strata("save", "--media-types", "docker", "-o", str(archive), "e1-gz:v1")
+    with tarfile.open(archive) as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+        [desc] = index["manifests"]
+        manifest = json.load(tar.extractfile(  # type: ignore[arg-type]
+            "blobs/sha256/" + desc["digest"][7:]))
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert manifest["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
+    assert docker("load", "-i", str(archive)).strip() == "Loaded image: e1-gz:v1"
+    assert docker("run", "--rm", "--network=host", "e1-gz:v1", "cat", "/opt/tree/old") == \
+        "old contents\n"
+    strata("rmi", "e1-gz:v1")
+    strata("load", "-i", str(archive))
+    [obj] = json.loads(strata("inspect", "e1-gz:v1").stdout)  # type: ignore[attr-defined]
+    assert obj["Descriptor"]["mediaType"] == manifest["mediaType"]
+
+
 def test_oci_archive_round_trips_through_skopeo_and_strata(
         docker_image: tuple[Docker, Path, Path], strata: Callable[..., object], root: Path,
         tmp_path: Path) -> None:
