@@ -241,3 +241,21 @@ def test_prefix_and_suffix_removal_of_literals(name: str, head: str, tail: str) 
 def test_words_of_space_joined_tokens(tokens: list[str]) -> None:
     assert expand_words(" ".join(tokens), {}) == tokens
     assert expand_words("$V", {"V": "  ".join(tokens)}) == tokens
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        "$A", "${B}", "${C:-$D}", "${E:+x${F}}", "${G#$H}", "${I%%*}", "${J/$K/$L}",
+        "${M//a/b}", "'$N'", '"$O"', "\\$P", "x", "/", " ", "${Q-${R}}", "${S+y}",
+    ]
+)  # fmt: skip
+
+
+@given(
+    st.lists(FRAGMENTS, max_size=6).map("".join), st.sets(st.sampled_from("ABCDEFGHIJKLMNOPQRS"))
+)
+def test_referenced_names_do_not_depend_on_the_environment(word: str, present: set[str]) -> None:
+    env = {name: "a*" for name in present}
+    result = process_word(word, env)
+    assert result.matched | result.unmatched == referenced_names(word)
+    assert result.matched == referenced_names(word) & present
