@@ -130,21 +130,50 @@ async def _reindex(config: RegistryConfig) -> int:
         await store.close()
 
 
-def _run_worker(config: RegistryConfig, reuse_port: bool) -> None:
+async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
+    """Serve until SIGTERM or SIGINT, then close connections and storage cleanly."""
     from aiohttp import web
 
     from registry.server.app import AccessLogger, JsonAccessLogger, access_log, create_app
 
-    config.root.mkdir(parents=True, exist_ok=True)
     logger_class = JsonAccessLogger if config.log_format == "json" else AccessLogger
-    logging.getLogger("registry.server").info(
-        "strata-registry %s listening on http://%s (pid %d, root %s)",
-        registry_version(), config.addr, os.getpid(), config.root)
-    web.run_app(
-        create_app(config), host=config.host, port=config.port, reuse_port=reuse_port,
-        access_log=access_log if config.access_log else None, access_log_class=logger_class,
-        print=None, backlog=1024, handle_signals=True, shutdown_timeout=5,
-    )
+    runner = web.AppRunner(
+        create_app(config), handle_signals=False, shutdown_timeout=5,
+        access_log=access_log if config.access_log else None, access_log_class=logger_class)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port,
+                           backlog=1024)
+        await site.start()
+        logging.getLogger("registry.server").info(
+            "strata-registry %s listening on http://%s (pid %d, root %s)",
+            registry_version(), config.addr, os.getpid(), config.root)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _prepare(config: RegistryConfig) -> None:
+    """Open (creating) the store and search tables once, then close them."""
+    from registry.search import SearchIndex
+    from registry.storage import RegistryStore, StoreConfig
+
+    store = await RegistryStore.open(StoreConfig(root=config.root))
+    try:
+        if config.search_enabled:
+            index = await SearchIndex.open(store.db_path, store)
+            await index.close()
+    finally:
+        await store.close()
+
+
+def _run_worker(config: RegistryConfig, reuse_port: bool) -> None:
+    config.root.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_serve_until_signal(config, reuse_port))
 
 
 def serve(config: RegistryConfig) -> int:
@@ -152,10 +181,26 @@ def serve(config: RegistryConfig) -> int:
     if config.workers == 1:
         _run_worker(config, reuse_port=False)
         return 0
+    # Import the server and create the database schema before forking, so workers start at
+    # once, share those pages, and never race each other through a schema migration.
+    import registry.server.app  # noqa: F401
+
+    config.root.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_prepare(config))
     children: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     for _ in range(config.workers):
         pid = os.fork()
-        if pid == 0:  # child: fresh interpreter state, no loop yet
+        if pid == 0:  # child: no event loop and no threads yet
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
                 _run_worker(config, reuse_port=True)
@@ -166,14 +211,6 @@ def serve(config: RegistryConfig) -> int:
                 logging.shutdown()
                 os._exit(code)
         children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
     status = 0
     remaining = set(children)
     while remaining:

@@ -24,7 +24,7 @@ from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware
-from registry.storage import ManifestInfo, RegistryStore, StoreConfig
+from registry.storage import ManifestInfo, ManifestListener, RegistryStore, StoreConfig
 
 log = logging.getLogger("registry.server")
 access_log = logging.getLogger("registry.access")
@@ -96,7 +96,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def _search_listener(index: SearchIndex):  # type: ignore[no-untyped-def]
+def _search_listener(index: SearchIndex) -> ManifestListener:
     def on_manifest_change(repo: str, tag: str | None, info: ManifestInfo,
                            deleted: bool) -> None:
         try:

@@ -16,9 +16,6 @@ from registry.oci.errors import (
 )
 from registry.oci.reference import validate_name
 
-# Upload bodies are handed to storage in pieces of about this size: big enough that the
-# per-piece cost (a thread hop, a write call) vanishes, small enough that memory stays flat.
-BODY_PIECE = 1024 * 1024
 MAX_PAGE = 10_000
 
 
@@ -89,23 +86,12 @@ def range_header(offset: int) -> str:
     return f"0-{max(offset - 1, 0)}"
 
 
-async def body_pieces(request: web.Request, piece: int = BODY_PIECE) -> AsyncIterator[bytes]:
-    """Stream the request body in ~`piece`-byte pieces (never the whole body at once)."""
-    content = request.content
-    buf = bytearray()
-    while True:
-        chunk = await content.read(piece)
-        if not chunk:
-            break
-        if not buf and len(chunk) >= piece:
-            yield chunk
-            continue
-        buf += chunk
-        if len(buf) >= piece:
-            yield bytes(buf)
-            buf.clear()
-    if buf:
-        yield bytes(buf)
+def body_pieces(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as the chunks arrive (no copies, never the whole body at once).
+
+    Storage batches them into large writes itself, so nothing is re-joined here.
+    """
+    return request.content.iter_any()
 
 
 class TooLarge(Exception):

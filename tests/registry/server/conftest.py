@@ -25,9 +25,6 @@ from registry.server.config import RegistryConfig
 def blockbuster() -> Iterator[BlockBuster]:
     """Fail any blocking call made by registry code on the event loop thread."""
     with blockbuster_ctx(["registry"]) as bb:
-        # Shutdown joins the store's idle SQLite thread once, at app cleanup (not per request).
-        for name in ("threading.Lock.acquire", "threading.Lock.acquire_lock"):
-            bb.functions[name].can_block_in("registry/storage/metadata.py", "close")
         yield bb
 
 

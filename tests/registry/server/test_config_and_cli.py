@@ -93,17 +93,28 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-    return err.decode()
+    return err.decode() if err is not None else ""
+
+
+def _wait_for_lines(path: Path, needle: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while path.read_text().count(needle) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(path.read_text())
+        time.sleep(0.05)
 
 
 def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-         "--root", str(tmp_path / "root"), "--workers", "2", "--log-format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log_path = tmp_path / "log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(tmp_path / "root"), "--workers", "2", "--log-format", "json"],
+            stdout=log_file, stderr=log_file)
     try:
+        _wait_for_lines(log_path, "listening on", 2)
         _wait_ready(url, proc)
         for _ in range(20):
             with urllib.request.urlopen(url + "/v2/") as resp:
@@ -119,7 +130,10 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
             with urllib.request.urlopen(f"{url}/v2/app/blobs/{digest}") as resp:
                 assert resp.read() == data
     finally:
-        err = _stop(proc)
+        _stop(proc)
+    assert proc.returncode == 0
+    err = log_path.read_text()
+    assert "Traceback" not in err
     pids = set()
     access = []
     for line in err.splitlines():
