@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "Add", "Copy", "Arg", "OnBuild", "StopSignal", "Healthcheck", "User", "Workdir",
         "Volume", "DockerfileError", "DockerfileSyntaxError", "UnknownInstructionError",
         "FlagError", "ArgumentError", "StageError", "ExpansionError", "ExpansionResult",
+        "DockerIgnore", "BuildScope", "StageScope", "walk_context", "find_ignore_file",
     }
     assert expected <= set(dockerfile_grammar.__all__)
     for name in dockerfile_grammar.__all__:
