@@ -9,6 +9,7 @@ which flags an instruction takes, how its arguments split, and what is an error.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from .instructions import (
 from .mounts import MountProblem, parse_mount
 from .prepass import LogicalLine
 from .words import (
+    GO_SPACES,
     NotStringArrayError,
     go_trim,
     parse_json_array,
@@ -172,7 +174,10 @@ class Builder:
         handler = _HANDLERS.get(keyword)
         if handler is None:
             hint = _suggest(keyword, KEYWORDS)
-            message = f'unknown instruction "{raw.keyword}"'
+            shown = str(raw.keyword)
+            if not shown.isprintable() or any(c in GO_SPACES for c in shown):
+                shown = json.dumps(shown)[1:-1]  # make invisible characters visible
+            message = f'unknown instruction "{shown}"'
             if hint:
                 message += f" (did you mean {hint}?)"
             from .errors import UnknownInstructionError
