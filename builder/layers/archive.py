@@ -265,6 +265,10 @@ class _HashingReader:
                 break
         return self._pos
 
+    def saw_end_marker(self) -> bool:
+        """True when the last block tarfile read was a zero block (not a bare end of data)."""
+        return self._tail == bytes(tarfile.BLOCKSIZE)
+
     def drain(self) -> None:
         while self.read(_CHUNK):
             pass
@@ -323,7 +327,7 @@ def apply_tar(
         )
     except tarfile.ReadError as e:
         if reader.total == 0:
-            return reader.digest()  # an empty blob is an empty layer
+            raise LayerRejected("layer is empty or its compressed stream is truncated") from None
         raise LayerRejected(f"not a valid layer tar: {e}") from None
     try:
         while True:
@@ -334,6 +338,11 @@ def apply_tar(
                     f"corrupt layer tar after {state.entries} entries: {e}"
                 ) from None
             if member is None:
+                if not reader.saw_end_marker():
+                    raise LayerRejected(
+                        f"layer tar is truncated: no end-of-archive marker after "
+                        f"{state.entries} entries"
+                    )
                 break
             tf.members.clear()  # type: ignore[attr-defined]  # keep memory flat
             state.entries += 1

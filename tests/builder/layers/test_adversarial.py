@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from layer_treeutil import entry, tar_bytes
 
-from builder.errors import LayerRejected
+from builder.errors import DigestMismatch, LayerRejected
 from builder.layers import ApplyLimits, apply_layer
+from registry.oci.digest import Digest
 
 
 @pytest.fixture()
@@ -209,3 +210,38 @@ def test_root_entry_must_be_a_directory(jail: tuple[Path, Path]) -> None:
     root, _ = jail
     with pytest.raises(LayerRejected, match="root entry"):
         _apply(tar_bytes([(entry("./"), b"x")]), root)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_truncated_or_corrupt_compressed_layer_is_rejected(
+    jail: tuple[Path, Path], kind: str
+) -> None:
+    import zstandard
+
+    root, _ = jail
+    data = tar_bytes([(entry(f"f{i}"), os.urandom(3000)) for i in range(20)])
+    blob = gzip.compress(data) if kind == "gzip" else zstandard.ZstdCompressor().compress(data)
+    with pytest.raises(LayerRejected, match="corrupt|truncated"):
+        _apply(blob[: len(blob) // 2], root)
+    flipped = bytearray(blob)
+    for i in range(len(blob) // 3, len(blob) // 3 + 64):
+        flipped[i] ^= 0xFF
+    # bit rot inside stored (random) data passes the decompressor unnoticed: the diff_id catches it
+    with pytest.raises((LayerRejected, DigestMismatch)):
+        _apply(bytes(flipped), root, expected_diff_id=Digest.from_bytes(data))
+
+
+def test_tar_cut_at_a_header_boundary_is_rejected(jail: tuple[Path, Path]) -> None:
+    root, _ = jail
+    data = tar_bytes([(entry("a"), b"a" * 512), (entry("b"), b"b" * 512)])
+    cut = data.index(b"b" * 512) - 512  # right after the first member
+    with pytest.raises(LayerRejected, match="truncated"):
+        _apply(data[:cut], root)
+
+
+def test_empty_stream_is_rejected_but_an_empty_tar_applies(jail: tuple[Path, Path]) -> None:
+    root, _ = jail
+    with pytest.raises(LayerRejected, match="empty"):
+        _apply(b"", root)
+    _apply(bytes(1024), root)  # the canonical empty layer: just the end-of-archive marker
+    assert list(root.iterdir()) == []
