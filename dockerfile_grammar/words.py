@@ -114,13 +114,17 @@ class NotStringArrayError(ValueError):
     """A JSON array with a non-string element (Docker refuses it, no shell fallback)."""
 
 
+def _not_json(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN/Infinity, Go does not
+
+
 def parse_json_array(rest: str) -> list[str] | None:
     """The strings of a JSON array, or None when ``rest`` is not a JSON array."""
     rest = rest.lstrip(_GO_SPACE_CHARS)
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest)
+        value = json.loads(rest, parse_constant=_not_json)
     except ValueError:
         return None
     if not isinstance(value, list):

@@ -137,3 +137,26 @@ def test_stage_names_are_lower_cased_and_unique() -> None:
 def test_empty_file_is_an_error() -> None:
     with pytest.raises(DockerfileError, match="no instructions"):
         parse("# only a comment\n\n")
+
+
+def test_python_only_json_constants_fall_back_to_shell_form() -> None:
+    # Go's encoding/json rejects NaN, so Docker treats the line as shell form
+    assert only('FROM x\nCMD ["a", NaN]\n').command == ShellCommand('["a", NaN]')
+
+
+def test_mount_defaults_follow_buildkit() -> None:
+    run = only("FROM x\nRUN --mount=type=cache,target=/c --mount=target=/b --mount=type=ssh true\n")
+    cache, bind, ssh = run.mounts
+    assert (cache.type, cache.readonly) == ("cache", False)
+    assert (bind.type, bind.readonly, bind.target) == ("bind", True, "/b")
+    assert (ssh.type, ssh.readonly, ssh.required) == ("ssh", True, False)
+
+
+def test_end_of_flags_marker_keeps_dash_words_as_arguments() -> None:
+    copy = only("FROM x\nCOPY --link -- --odd /dst\n")
+    assert isinstance(copy, Copy) and copy.link and copy.sources == ("--odd",)
+
+
+def test_invisible_characters_are_escaped_in_unknown_instruction() -> None:
+    with pytest.raises(UnknownInstructionError, match=r'"FROM\\u00a0x"'):
+        parse("FROM\xa0x\n")
