@@ -70,7 +70,10 @@ def _lines(inst: Instruction) -> str:
 
 
 def _describe(inst: Instruction, indent: str) -> list[str]:
-    out = [f"{indent}{_lines(inst):>7}  {inst.original}"]
+    text = inst.original
+    if inst.location.line != inst.location.end_line:
+        text = " ".join(text.split())  # joined continuations: squeeze the indentation
+    out = [f"{indent}{_lines(inst):>7}  {text}"]
     heredocs = getattr(inst, "heredocs", ())
     if hasattr(inst, "instruction"):  # ONBUILD
         heredocs = getattr(inst.instruction, "heredocs", ())

@@ -26,7 +26,7 @@ def test_text_listing_shows_lines_and_stages(dockerfile: Path, capsys) -> None:
     assert main(["parse", str(dockerfile)]) == 0
     out = capsys.readouterr().out
     assert "stage 0 (base)" in out
-    assert "2-3  COPY --from=base --chown=1000   a /b" in out
+    assert "2-3  COPY --from=base --chown=1000 a /b" in out
     assert "<<EOF: 1 line" in out
 
 
