@@ -604,10 +604,11 @@ def _apply_whiteout(
     if name in ("", ".", "..") or "/" in name:
         raise _reject(member, f"whiteout {base!r} does not name an entry of its directory")
     target = parent / name
-    if state.whiteouts == "merge":
-        _remove(target)
-        return
+    if str(target) in state.written:
+        return  # a whiteout only hides lower layers, never an entry of its own layer
     _remove(target)
+    if state.whiteouts == "merge":
+        return
     try:
         os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
     except PermissionError:

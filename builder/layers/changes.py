@@ -9,8 +9,9 @@ Two sources feed the same tar writer (DESIGN.md 5.1):
   owner, size, mtime, link target, device numbers and xattrs, and the bytes when size and mtime
   agree but the mtime has no sub-second part (a copy with coarse timestamps is ambiguous).
 
-Order: entries are sorted by path components (what a recursive walk with sorted names yields), so
-a directory comes before its children and the output is deterministic.
+Order: deterministic. Within each directory the deletions come first (image-spec layer.md: whiteout
+entries SHOULD appear before sibling entries), then the present entries sorted by name, each
+directory immediately followed by its own contents.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
 
 
 def overlay_changes(upper: Path) -> Iterator[Change]:
-    """Changes recorded in an overlay upper directory (sorted; see module docstring).
+    """Changes recorded in an overlay upper directory (ordered as the module docstring says).
 
     The upper directory cannot tell an added entry from a modified one, so every present entry is
     reported as ADD (the tar writer treats ADD and MODIFY alike).
@@ -93,13 +94,15 @@ def overlay_changes(upper: Path) -> Iterator[Change]:
 
 
 def _walk_upper(directory: Path, prefix: str) -> Iterator[Change]:
-    for entry in _sorted_entries(directory):
+    entries = [(e, e.stat(follow_symlinks=False)) for e in _sorted_entries(directory)]
+    for entry, st in entries:  # deletions first (image-spec: whiteouts before siblings)
+        if _is_whiteout(st):
+            yield Change(ChangeKind.DELETE, prefix + entry.name, None)
+    for entry, st in entries:
+        if _is_whiteout(st):
+            continue
         rel = prefix + entry.name
         host = Path(entry.path)
-        st = entry.stat(follow_symlinks=False)
-        if _is_whiteout(st):
-            yield Change(ChangeKind.DELETE, rel, None)
-            continue
         if stat.S_ISDIR(st.st_mode):
             yield Change(ChangeKind.ADD, rel, host, opaque=_is_opaque(host))
             yield from _walk_upper(host, rel + "/")
@@ -108,7 +111,7 @@ def _walk_upper(directory: Path, prefix: str) -> Iterator[Change]:
 
 
 def tree_changes(lower: Path | None, upper: Path) -> Iterator[Change]:
-    """Changes turning `lower` (None: empty) into `upper`, sorted (see module docstring)."""
+    """Changes turning `lower` (None: empty) into `upper` (ordered as the module docstring says)."""
     if lower is None:
         yield from _all_added(Path(upper), "")
     else:
@@ -127,12 +130,11 @@ def _all_added(directory: Path, prefix: str) -> Iterator[Change]:
 def _compare_dirs(lower: Path, upper: Path, prefix: str) -> Iterator[Change]:
     lows = {e.name: e for e in _sorted_entries(lower)}
     ups = {e.name: e for e in _sorted_entries(upper)}
-    for name in sorted(lows.keys() | ups.keys()):
+    for name in sorted(lows.keys() - ups.keys()):  # deletions first, as overlay_changes
+        yield Change(ChangeKind.DELETE, prefix + name, None)
+    for name in sorted(ups.keys()):
         rel = prefix + name
-        low, up = lows.get(name), ups.get(name)
-        if up is None:
-            yield Change(ChangeKind.DELETE, rel, None)
-            continue
+        low, up = lows.get(name), ups[name]
         up_path = Path(up.path)
         up_is_dir = up.is_dir(follow_symlinks=False)
         if low is None:

@@ -245,3 +245,19 @@ def test_empty_stream_is_rejected_but_an_empty_tar_applies(jail: tuple[Path, Pat
         _apply(b"", root)
     _apply(bytes(1024), root)  # the canonical empty layer: just the end-of-archive marker
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("whiteouts", ["overlay", "merge"])
+def test_whiteout_never_hides_an_entry_of_its_own_layer(
+    jail: tuple[Path, Path], whiteouts: str
+) -> None:
+    root, _ = jail
+    (root / "lower-file").write_text("from a lower layer")
+    data = tar_bytes([
+        (entry("mine"), b"same layer"),
+        (entry(".wh.mine"), b""),
+        (entry(".wh.lower-file"), b""),
+    ])
+    _apply(data, root, whiteouts=whiteouts)
+    assert (root / "mine").read_text() == "same layer"
+    assert not (root / "lower-file").is_file()

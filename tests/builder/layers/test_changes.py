@@ -225,3 +225,16 @@ def test_directory_implied_by_a_layer_keeps_the_lower_metadata_in_overlay_view(
     with overlay([layer, lower], None, None, tmp_path / "view") as view:
         assert sorted(p.name for p in (view / "etc").iterdir()) == ["keep", "new"]
         assert stat.S_IMODE(os.stat(view / "etc").st_mode) == 0o2750
+
+
+def test_whiteouts_come_before_their_sibling_entries(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "d").mkdir(parents=True)
+    (lower / "d" / "z-old").write_text("z")
+    subprocess.run(["cp", "-a", f"{lower}/.", str(upper)], check=True)
+    (upper / "d" / "z-old").unlink()
+    (upper / "d" / "a-new").write_text("a")
+    order = [(c.kind, c.path) for c in tree_changes(lower, upper)]
+    assert order == [
+        (ChangeKind.MODIFY, "d"), (ChangeKind.DELETE, "d/z-old"), (ChangeKind.ADD, "d/a-new"),
+    ]
