@@ -77,6 +77,13 @@ VALID: dict[str, str] = {
         "FROM scratch\nONBUILD RUN echo hi\nonbuild COPY --chown=1 . /x\n"
         "ONBUILD ENV A=1 \\\n  B=2\n"
     ),
+    "quoted_label_keys_and_escaped_dollars": (
+        "FROM scratch\nLABEL \"com.example.vendor\"=\"ACME Inc\" 'single'='q v'\n"
+        "ENV LIT=\\$HOME MIX=\"a \\\"b\\\" c\" SQ='$HOME x'\n"
+    ),
+    "directive_after_comment_is_a_comment": (
+        "# a comment\n# escape=`\nFROM scratch\nENV A=one \\\n  B=two\n"
+    ),
     "keywords_any_case_indentation_and_crlf": (
         "from scratch\r\n  env   A=1\r\n\tLabel k=v\r\ncmd [\"x\"]\r\n"
     ),
