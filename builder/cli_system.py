@@ -41,7 +41,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from builder.storecheck import check_store
 
     with ImageStore(Path(args.root)) as store:
-        report = check_store(store, verify_blobs=not args.quick)
+        report = check_store(store, verify_blobs=not args.quick, deep=args.deep)
     for note in report.notes:
         print(f"note: {note}")
     for problem in report.problems:
@@ -60,4 +60,6 @@ def register(sub: Any) -> None:
     q.set_defaults(func=_cmd_df)
     q = ssub.add_parser("check", help="verify blob digests, index.json, metadata and layers")
     q.add_argument("--quick", action="store_true", help="skip re-hashing every blob")
+    q.add_argument("--deep", action="store_true",
+                   help="also re-apply each unpacked layer and compare it with its blob")
     q.set_defaults(func=_cmd_check)

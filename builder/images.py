@@ -480,27 +480,53 @@ class ImageStore:
         return paths
 
     def _unpack_one(self, layer: LayerRow, path: Path) -> None:
-        tmp_name = f".tmp-{path.name[:16]}-{uuid.uuid4().hex[:12]}"
+        with self.temp_layer_dir(path.name[:16]) as tmp:
+            with self.content.open(Digest.parse(layer.blob_digest)) as stream:
+                apply_layer(stream, tmp, whiteouts="overlay",
+                            expected_diff_id=Digest.parse(layer.diff_id))
+            _file_index(self.pool_dir).dedupe_tree(tmp)
+            _syncfs(tmp)  # file data durable before the rename publishes the tree
+            os.rename(tmp, path)
+            _fsync_dir(self.layers_dir)
+
+    @contextlib.contextmanager
+    def temp_layer_dir(self, label: str) -> Iterator[Path]:
+        """A fresh `layers/.tmp-<label>-<rand>` dir, flock-guarded so `cleanup_temp` can tell a
+        live one from one whose process died; removed on exit unless renamed away."""
+        tmp_name = f".tmp-{label}-{uuid.uuid4().hex[:12]}"
         tmp = self.layers_dir / tmp_name
-        with _flock(self.locks_dir / (tmp_name + ".lock"), fcntl.LOCK_EX):
+        lock = self.locks_dir / (tmp_name + ".lock")
+        with _flock(lock, fcntl.LOCK_EX):
             try:
                 tmp.mkdir()
-                with self.content.open(Digest.parse(layer.blob_digest)) as stream:
-                    apply_layer(stream, tmp, whiteouts="overlay",
-                                expected_diff_id=Digest.parse(layer.diff_id))
-                _file_index(self.pool_dir).dedupe_tree(tmp)
-                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.rename(tmp, path)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+                yield tmp
             finally:
+                shutil.rmtree(tmp, ignore_errors=True)
                 with contextlib.suppress(FileNotFoundError):
-                    (self.locks_dir / (tmp_name + ".lock")).unlink()
+                    lock.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(path: Path) -> None:
+    """syncfs(2) on the filesystem holding `path` (falls back to sync(2))."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
 
 
 def _file_index(pool_dir: Path) -> FileIndex:

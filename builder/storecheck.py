@@ -10,6 +10,7 @@ Space terms (`df`):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -19,6 +20,7 @@ from typing import Any
 
 from builder.errors import StrataError
 from builder.images import ImageStore, chain_ids
+from builder.layers.applier import apply_layer
 from registry.oci import Digest, ImageConfig, ImageManifest, RegistryError, parse_manifest
 
 
@@ -113,8 +115,13 @@ class CheckReport:
         return not self.problems
 
 
-def check_store(store: ImageStore, verify_blobs: bool = True) -> CheckReport:
-    """Verify blobs, index.json, metadata and unpacked layers; collect problems."""
+def check_store(store: ImageStore, verify_blobs: bool = True,
+                deep: bool = False) -> CheckReport:
+    """Verify blobs, index.json, metadata and unpacked layers; collect problems.
+
+    `deep` also re-applies every unpacked layer's blob into a temp dir and compares the trees
+    (type, mode, owner, link target, device numbers, xattrs and content; not mtimes).
+    """
     report = CheckReport()
     removed = store.cleanup_temp()
     if removed:
@@ -159,6 +166,8 @@ def check_store(store: ImageStore, verify_blobs: bool = True) -> CheckReport:
         path = store.layer_path(urow.chain_id)
         if not path.is_dir():
             report.problems.append(f"unpacked layer {urow.chain_id} is recorded but missing")
+        elif deep:
+            _deep_check_layer(store, urow.chain_id, path, report)
     for entry in sorted(store.layers_dir.iterdir()):
         if entry.name.startswith("."):
             report.notes.append(f"leftover entry layers/{entry.name}")
@@ -202,3 +211,43 @@ def _check_image(store: ImageStore, digest_text: str, media_type: str,
     missing = set(str(b.digest) for b in manifest.blobs()) - set(store.db.image_blobs(digest_text))
     if missing:
         report.problems.append(f"{where}: {len(missing)} blobs not recorded as referenced")
+
+
+def _deep_check_layer(store: ImageStore, chain_id: str, path: Path, report: CheckReport) -> None:
+    row = store.db.conn.execute(
+        "SELECT blob_digest, diff_id FROM image_layers WHERE chain_id=? LIMIT 1",
+        (chain_id,)).fetchone()
+    if row is None:
+        return  # unreferenced: prune's business
+    try:
+        with store.temp_layer_dir("check") as scratch, \
+                store.content.open(Digest.parse(row[0])) as stream:
+            apply_layer(stream, scratch, whiteouts="overlay",
+                        expected_diff_id=Digest.parse(row[1]))
+            want, have = tree_fingerprint(scratch), tree_fingerprint(path)
+        if want != have:
+            changed = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+            report.problems.append(f"unpacked layer {chain_id} differs from its blob: "
+                                   f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
+    except (StrataError, OSError) as exc:
+        report.problems.append(f"unpacked layer {chain_id}: cannot re-apply its blob: {exc}")
+
+
+def tree_fingerprint(root: Path) -> dict[str, tuple[object, ...]]:
+    """path -> (mode, uid, gid, rdev, link target, xattrs, content sha256); mtimes ignored."""
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            link = os.readlink(full) if stat.S_ISLNK(st.st_mode) else ""
+            digest = ""
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+            xattrs = tuple(sorted((k, os.getxattr(full, k, follow_symlinks=False))
+                                  for k in os.listxattr(full, follow_symlinks=False)))
+            rdev = st.st_rdev if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else 0
+            out[os.path.relpath(full, root)] = (st.st_mode, st.st_uid, st.st_gid, rdev, link,
+                                                xattrs, digest)
+    return out

@@ -239,3 +239,15 @@ def test_leased_content_survives_prune(store: ImageStore, tmp_path: Path) -> Non
     store.db.delete_lease("build-1")
     store.prune()
     assert not store.content.exists(Digest.parse(row.blob_digest)) and not layer.exists()
+
+
+def test_deep_check_finds_a_modified_file_in_an_unpacked_layer(
+        store: ImageStore, tmp_path: Path) -> None:
+    image = _import(store, tmp_path, "deep:1", {"etc/conf": b"original\n", "bin/x": b"x"})
+    [layer] = store.unpack(image)  # type: ignore[arg-type]
+    assert check_store(store, deep=True).ok
+    os.chmod(layer / "bin/x", 0o4755)
+    report = check_store(store, deep=True)
+    assert not report.ok and "bin/x" in report.problems[0]
+    assert check_store(store).ok  # the quick check does not re-derive layers
+    assert [p.name for p in store.layers_dir.iterdir()] == [layer.name]

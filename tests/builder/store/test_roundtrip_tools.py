@@ -131,6 +131,8 @@ def test_docker_save_loads_and_unpacks_to_the_same_tree_as_docker_export(
     assert "Loaded image: e1-rich:v1" in out.stdout  # type: ignore[attr-defined]
     with ImageStore(root) as store:
         _assert_same_tree_as_export(store, "e1-rich:v1", exported, tmp_path / "mnt")
+    deep = strata("system", "check", "--deep")  # whiteouts, opaque dirs, xattrs re-derived
+    assert "ok:" in deep.stdout  # type: ignore[attr-defined]
 
 
 def test_strata_save_is_loaded_by_docker_and_runs(
