@@ -269,6 +269,19 @@ class Copy(_CopyLike):
     KEYWORD: ClassVar[str] = "COPY"
     from_: str | None = None
 
+    # ADD-only options, so code handling COPY and ADD alike can read them from both
+    @property
+    def checksum(self) -> str | None:
+        return None
+
+    @property
+    def keep_git_dir(self) -> bool:
+        return False
+
+    @property
+    def unpack(self) -> bool | None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Add(_CopyLike):
@@ -276,6 +289,11 @@ class Add(_CopyLike):
     checksum: str | None = None
     keep_git_dir: bool = False
     unpack: bool | None = None
+
+    @property
+    def from_(self) -> str | None:
+        """Always None: ADD takes no --from (COPY only), as in BuildKit."""
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,7 @@ _LARK = Lark.open_from_package(
     "dockerfile.lark",
     parser="lalr",
     lexer="contextual",
-    propagate_positions=False,
+    propagate_positions=True,  # token positions map back to physical lines
     maybe_placeholders=False,
     transformer=_ToRaw(),
     cache=False,
