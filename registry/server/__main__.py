@@ -134,8 +134,16 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     """Serve until SIGTERM or SIGINT, then close connections and storage cleanly."""
     from aiohttp import web
 
-    from registry.server.app import AccessLogger, JsonAccessLogger, access_log, create_app
+    from registry.server.app import (
+        AccessLogger,
+        AccessLogSink,
+        JsonAccessLogger,
+        access_log,
+        create_app,
+    )
 
+    sink = AccessLogSink(sys.stderr)
+    AccessLogger.sink = sink
     logger_class = JsonAccessLogger if config.log_format == "json" else AccessLogger
     runner = web.AppRunner(
         create_app(config), handle_signals=False, shutdown_timeout=5,
@@ -152,9 +160,13 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
         logging.getLogger("registry.server").info(
             "strata-registry %s listening on http://%s (pid %d, root %s)",
             registry_version(), config.addr, os.getpid(), config.root)
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            sink.flush()
     finally:
         await runner.cleanup()
+        sink.flush()
 
 
 async def _prepare(config: RegistryConfig) -> None:

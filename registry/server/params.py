@@ -86,12 +86,19 @@ def range_header(offset: int) -> str:
     return f"0-{max(offset - 1, 0)}"
 
 
-def body_pieces(request: web.Request) -> AsyncIterator[bytes]:
-    """The request body as the chunks arrive (no copies, never the whole body at once).
+async def body_pieces(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body piece by piece as it arrives (never the whole body at once).
 
-    Storage batches them into large writes itself, so nothing is re-joined here.
+    `readchunk` hands over each received buffer as is, where `readany` would join whatever is
+    queued into a new bytes object; storage batches the pieces into large writes itself.
     """
-    return request.content.iter_any()
+    content = request.content
+    while True:
+        data, _ = await content.readchunk()
+        if data:
+            yield data
+        elif content.at_eof():
+            return
 
 
 class TooLarge(Exception):

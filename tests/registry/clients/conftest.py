@@ -58,6 +58,7 @@ class RegistryProcess:
             return json.loads(resp.read())
 
     def access_lines(self) -> list[dict[str, Any]]:
+        time.sleep(0.7)  # the server flushes its access log every 0.5 s
         lines = []
         for line in self.log.read_text().splitlines():
             if line.startswith("{"):
