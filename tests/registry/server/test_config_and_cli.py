@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -120,7 +121,6 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
             with urllib.request.urlopen(url + "/v2/") as resp:
                 assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
         data = b"hello from a worker"
-        import hashlib
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         req = urllib.request.Request(f"{url}/v2/app/blobs/uploads/?digest={digest}",
                                      data=data, method="POST")
@@ -151,6 +151,45 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
     assert first["client"] == "127.0.0.1"
     assert any(r["path"].startswith("/v2/app/blobs/") and r["status"] == 200 and
                r["bytes"] == len(data) for r in access)
+
+
+def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
+    """Each request opens a new connection, so the kernel spreads them over both workers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(tmp_path / "root"), "--workers", "2"],
+            stdout=log_file, stderr=log_file)
+    try:
+        _wait_for_lines(log_path, "listening on", 2)
+        _wait_ready(url, proc)
+        for _ in range(3):
+            data = os.urandom(40_000)
+            req = urllib.request.Request(f"{url}/v2/multi/blobs/uploads/", method="POST")
+            with urllib.request.urlopen(req) as resp:
+                location = resp.headers["Location"]
+            for start in range(0, len(data), 10_000):
+                req = urllib.request.Request(
+                    url + location, data=data[start:start + 10_000], method="PATCH",
+                    headers={"Content-Range": f"{start}-{start + 9_999}"})
+                with urllib.request.urlopen(req) as resp:
+                    assert resp.status == 202
+                    assert resp.headers["Range"] == f"0-{start + 9_999}"
+                    location = resp.headers["Location"]
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            req = urllib.request.Request(f"{url}{location}?digest={digest}", data=b"",
+                                         method="PUT")
+            with urllib.request.urlopen(req) as resp:
+                assert resp.status == 201
+            for _ in range(4):
+                with urllib.request.urlopen(f"{url}/v2/multi/blobs/{digest}") as resp:
+                    assert resp.read() == data
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
 
 
 def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
