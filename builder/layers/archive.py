@@ -289,6 +289,9 @@ class _ApplyState:
     written: set[str] = field(default_factory=set)
     dirs: list[tuple[Path, tarfile.TarInfo]] = field(default_factory=list)
     parents: tuple[Path, ...] = ()
+    # parent rel path -> resolved, existing directory; cleared whenever an entry is removed
+    # or a symlink is created, the only ways a resolved parent can change meaning
+    parent_cache: dict[str, Path] = field(default_factory=dict)
 
 
 def apply_tar(
@@ -457,8 +460,11 @@ def _apply_member(
         state.dirs.append((state.root, member))
         return
     parent_rel, _, base = rel.rpartition("/")
-    parent = _resolve(state, member, parent_rel, follow_final=True)
-    _ensure_dir_chain(state, member, parent)
+    parent = state.parent_cache.get(parent_rel)
+    if parent is None:
+        parent = _resolve(state, member, parent_rel, follow_final=True)
+        _ensure_dir_chain(state, member, parent)
+        state.parent_cache[parent_rel] = parent
     if base.startswith(WHITEOUT_PREFIX):
         _apply_whiteout(state, member, parent, base)
         return
@@ -466,6 +472,7 @@ def _apply_member(
     existing = _lstat_or_none(target)
     if existing is not None and not (stat.S_ISDIR(existing.st_mode) and member.isdir()):
         _remove(target)
+        state.parent_cache.clear()
     if member.isreg():
         _create_file(tf, reader, member, target, state)
     elif member.isdir():
@@ -475,6 +482,7 @@ def _apply_member(
         state.dirs.append((target, member))
     elif member.issym():
         os.symlink(member.linkname, target)
+        state.parent_cache.clear()
         state.created_links.add(str(target.relative_to(state.root)))
         _set_owner_and_xattrs(state, member, target, is_link=True)
         os.utime(target, ns=_ns(member), follow_symlinks=False)
@@ -599,6 +607,7 @@ def _apply_whiteout(
                 stale = [Path(e.path) for e in it if e.path not in state.written]
             for path in stale:
                 _remove(path)
+            state.parent_cache.clear()
         return
     name = base[len(WHITEOUT_PREFIX):]
     if name in ("", ".", "..") or "/" in name:
@@ -607,6 +616,7 @@ def _apply_whiteout(
     if str(target) in state.written:
         return  # a whiteout only hides lower layers, never an entry of its own layer
     _remove(target)
+    state.parent_cache.clear()
     if state.whiteouts == "merge":
         return
     try:
