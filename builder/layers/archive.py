@@ -402,6 +402,7 @@ def _ensure_dir_chain(state: _ApplyState, member: tarfile.TarInfo, directory: Pa
             st = os.lstat(current)
         except FileNotFoundError:
             os.mkdir(current, 0o755)
+            os.chmod(current, 0o755)  # whatever the umask: implied directories are 0755
             _copy_implied_dir_metadata(state, current)
             continue
         if not stat.S_ISDIR(st.st_mode):

@@ -77,3 +77,29 @@ def test_prune_drops_pool_files_no_tree_uses(tmp_path: Path) -> None:
     (a / "f").unlink()
     assert index.prune() == 1
     assert index.usage().entries == 1
+
+
+def test_applying_a_layer_onto_a_deduped_tree_never_writes_through_shared_inodes(
+    tmp_path: Path,
+) -> None:
+    import io
+    import tarfile
+
+    from builder.layers import apply_layer
+
+    a = _tree(tmp_path / "a", {"etc/conf": b"shared v1"}, {})
+    b = _tree(tmp_path / "b", {"etc/conf": b"shared v1"}, {})
+    index = FileIndex(tmp_path / "pool")
+    index.dedupe_tree(a)
+    index.dedupe_tree(b)
+    assert os.stat(a / "etc" / "conf").st_nlink == 3
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("etc/conf")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"v2"))
+    raw.seek(0)
+    apply_layer(raw, b, whiteouts="merge")  # replaces the entry: unlink + create, never O_TRUNC
+    assert (b / "etc" / "conf").read_bytes() == b"v2"
+    assert (a / "etc" / "conf").read_bytes() == b"shared v1"
+    assert os.stat(a / "etc" / "conf").st_nlink == 2
