@@ -31,7 +31,9 @@ from .words import GO_SPACES, parse_json_array, shell_words_raw, split_flags, un
 
 __all__ = ["LogicalLine", "PrePassResult", "prepass"]
 
-_HEREDOC_WORD_RE = re.compile(r"^(\d*)<<(-?)([^<]*)$")
+# BuildKit's reHeredoc; the blanks after "<<" come from the word splitter, which keeps
+# "<<" and the blanks after it in one word ("<<  EOF" is a heredoc named EOF).
+_HEREDOC_WORD_RE = re.compile(r"^(\d*)<<(-?)[\t\n\f\r ]*([^<]*)$")
 _HEREDOC_KEYWORDS = frozenset(("run", "copy", "add"))
 _SPACES = "".join(GO_SPACES)
 
@@ -66,12 +68,48 @@ class PrePassResult:
     source_lines: list[str]
 
 
-def _parse_heredoc_word(word: str) -> tuple[str, bool, bool, int] | None:
-    """(name, expand, chomp, fd) when ``word`` is a heredoc marker, else None."""
+class HeredocProblem(ValueError):
+    """A heredoc delimiter word cannot be read (an unterminated quote)."""
+
+
+def _open_quote(text: str) -> str:
+    """The quote character left open at the end of ``text`` ("" when balanced)."""
+    quote = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote == "'":
+            if ch == "'":
+                quote = ""
+        elif ch == "\\":
+            i += 1
+        elif quote == '"':
+            if ch == '"':
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        i += 1
+    return quote
+
+
+def _parse_heredoc_word(word: str, strict: bool = False) -> tuple[str, bool, bool, int] | None:
+    """(name, expand, chomp, fd) when ``word`` is a heredoc marker, else None.
+
+    With ``strict``, a delimiter with an unterminated quote raises HeredocProblem (as
+    BuildKit's parser does); otherwise such a word is simply not a heredoc.
+    """
     m = _HEREDOC_WORD_RE.match(word)
     if m is None or not m.group(3):
         return None
     rest = m.group(3)
+    quote = _open_quote(rest)
+    if quote:
+        if strict:
+            kind = "single" if quote == "'" else "double"
+            raise HeredocProblem(
+                f"invalid heredoc delimiter {rest}: no matching {kind} quote"
+            )
+        return None
     if len(shell_words_raw(rest)) != 1:
         return None
     name = unquote_shell_word(rest)
@@ -92,7 +130,7 @@ def heredoc_words(text: str) -> list[tuple[int, str, bool, bool, int]]:
     while skip < len(words) and words[skip].startswith("--"):
         skip += 1
     for index, word in enumerate(words):
-        parsed = _parse_heredoc_word(word)
+        parsed = _parse_heredoc_word(word, strict=True)
         if parsed is not None:
             name, expand, chomp, fd = parsed
             found.append((max(index - skip, 0), name, expand, chomp, fd))
@@ -202,7 +240,12 @@ def _read_heredocs(
     count = len(physical)
     text = logical.text
     markers = [k for k in range(len(text)) if text.startswith("<<", k)]
-    for number, (position, name, expand, chomp, fd) in enumerate(heredoc_words(text)):
+    try:
+        words = heredoc_words(text)
+    except HeredocProblem as exc:
+        line_no, column_no = logical.position(markers[0] if markers else 0)
+        raise error(str(exc), line_no, column_no) from None
+    for number, (position, name, expand, chomp, fd) in enumerate(words):
         body: list[str] = []
         terminated = False
         while i < count:

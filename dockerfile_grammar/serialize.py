@@ -137,7 +137,10 @@ def _command_text(command: ShellCommand | ExecCommand) -> str:
 
 
 def _heredoc_marker(h: Heredoc) -> str:
-    name = h.name if h.expand else f'"{h.name}"'
+    if h.expand:  # no quotes allowed: escape what the shell lexer would interpret
+        name = "".join("\\" + c if c in "'\"\\ \t$" else c for c in h.name)
+    else:
+        name = '"' + "".join("\\" + c if c in '"\\$`' else c for c in h.name) + '"'
     return f"{h.fd or ''}<<{'-' if h.chomp else ''}{name}"
 
 

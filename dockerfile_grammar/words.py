@@ -219,6 +219,14 @@ def shell_words_raw(line: str) -> list[str]:
             i += 1
             continue
         in_word = True
+        if ch == "<" and line.startswith("<", i + 1):
+            # like BuildKit's lexer: "<<" keeps the blanks after it in the same word
+            word.append("<<")
+            i += 2
+            while i < n and line[i] in " \t\r\n":
+                word.append(line[i])
+                i += 1
+            continue
         word.append(ch)
         if ch in "'\"":
             quote = ch
