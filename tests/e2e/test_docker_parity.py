@@ -1,0 +1,128 @@
+"""Differential tests: every Dockerfile in e2e_cases is built by docker (BuildKit, a private
+dockerd) and by `strata build` from the same context and the same base rootfs; the image
+configs, the flattened file trees and the containers' output must match.
+
+Both images are read the same way: `docker save` / `strata save` (docker-archive), then the
+layers are applied in order with whiteouts (e2e_tree). Unlike `docker export`, this sees
+exactly what the builder committed, so a build-time file such as /etc/resolv.conf leaking into
+a layer is a difference, not noise. Directory and file mtimes are not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e_cases import CASES, CASES_BY_NAME
+from e2e_tools import Case, Docker, Strata, write_context
+from e2e_tree import Image, config_differences, read_docker_archive, tree_differences
+
+pytestmark = pytest.mark.slow
+
+RUN_CASES = [case for case in CASES if case.runs]
+
+
+@dataclass(slots=True)
+class Built:
+    """Both builds of one case; `error` holds a failed build's output."""
+
+    docker_tag: str
+    strata_tag: str
+    docker_image: Image | None = None
+    strata_image: Image | None = None
+    strata_archive: Path | None = None
+    error: str | None = None
+    loaded: bool = False
+
+    def images(self) -> tuple[Image, Image]:
+        if self.error is not None:
+            pytest.fail(self.error)
+        assert self.docker_image is not None and self.strata_image is not None
+        return self.strata_image, self.docker_image
+
+
+class ParityBuilds:
+    """Builds each case once per session with both builders, on first use."""
+
+    def __init__(self, docker: Docker, strata: Strata, workdir: Path) -> None:
+        self.docker, self.strata, self.workdir = docker, strata, workdir
+        self._built: dict[str, Built] = {}
+
+    def get(self, case: Case) -> Built:
+        if case.name not in self._built:
+            self._built[case.name] = self._build(case)
+        return self._built[case.name]
+
+    def _build(self, case: Case) -> Built:
+        for name in case.needs:
+            if (error := self.get(CASES_BY_NAME[name]).error) is not None:
+                return Built("", "", error=f"the case {name} this one builds on failed:\n{error}")
+        out = Built(docker_tag=f"e2e-docker/{case.name}:1", strata_tag=f"e2e-strata/{case.name}:1")
+        context = write_context(case, self.workdir / case.name / "context")
+        docker_run = self.docker.build(case, context, out.docker_tag)
+        if docker_run.returncode != 0:
+            out.error = f"docker build failed (the case is wrong):\n{docker_run.stderr[-3000:]}"
+            return out
+        docker_tar = self.workdir / case.name / "docker.tar"
+        self.docker("save", "-o", str(docker_tar), out.docker_tag)
+        out.docker_image = read_docker_archive(docker_tar, ref=out.docker_tag)
+        if case.also_tag:
+            self.docker("tag", out.docker_tag, case.also_tag)
+        strata_run = self.strata.build(case, context, out.strata_tag)
+        if strata_run.returncode != 0:
+            out.error = (f"strata build failed (docker built it):\nstdout:\n"
+                         f"{strata_run.stdout[-3000:]}\nstderr:\n{strata_run.stderr[-3000:]}")
+            return out
+        out.strata_archive = self.workdir / case.name / "strata.tar"
+        self.strata("save", "-o", str(out.strata_archive), out.strata_tag)
+        out.strata_image = read_docker_archive(out.strata_archive, ref=out.strata_tag)
+        if case.also_tag:
+            self.strata("tag", out.strata_tag, case.also_tag)
+        return out
+
+    def load_into_docker(self, built: Built) -> str:
+        """`docker load` the strata image; returns the tag docker now knows it by."""
+        built.images()
+        if not built.loaded:
+            assert built.strata_archive is not None
+            self.docker("load", "-i", str(built.strata_archive))
+            built.loaded = True
+        return built.strata_tag
+
+
+@pytest.fixture(scope="session")
+def parity(docker: Docker, strata: Strata,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParityBuilds]:
+    yield ParityBuilds(docker, strata, tmp_path_factory.mktemp("parity"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_image_config_matches_docker(parity: ParityBuilds, case: Case) -> None:
+    ours, theirs = parity.get(case).images()
+    diffs = config_differences(ours.container_config, theirs.container_config)
+    assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_file_tree_matches_docker(parity: ParityBuilds, case: Case) -> None:
+    ours, theirs = parity.get(case).images()
+    diffs = tree_differences(ours.tree, theirs.tree)
+    assert not diffs, f"{len(diffs)} differences:\n" + "\n".join(diffs[:80])
+
+
+@pytest.mark.parametrize("case", RUN_CASES, ids=str)
+def test_container_output_matches_docker(parity: ParityBuilds, docker: Docker,
+                                         case: Case) -> None:
+    built = parity.get(case)
+    ours = parity.load_into_docker(built)
+    for spec in case.runs:
+        results = {}
+        for label, image in (("docker", built.docker_tag), ("strata", ours)):
+            proc = docker("run", "--rm", "--network=none", image, *spec.args, check=False)
+            results[label] = (proc.returncode, proc.stdout.strip())
+        assert results["strata"] == results["docker"], f"run {spec.args}: {results}"
+        if spec.expected is not None:
+            assert results["docker"] == (0, spec.expected)
+
