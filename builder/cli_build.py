@@ -2,9 +2,149 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
+
+from builder.errors import InvalidArgument
+
+
+def _pairs(values: list[str] | None, what: str, *, allow_bare: bool = False) -> dict[str, str]:
+    import os
+
+    out: dict[str, str] = {}
+    for item in values or []:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {what} {item!r}: expected KEY=VALUE")
+        if not eq:
+            if not allow_bare:
+                raise InvalidArgument(f"invalid {what} {item!r}: expected KEY=VALUE")
+            if key not in os.environ:
+                continue  # docker: a bare build arg takes the client's env, if set
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def parse_secret(text: str) -> tuple[str, Path]:
+    """`id=NAME,src=FILE` (also `source=`, `type=file`; `env=VAR` reads a variable)."""
+    import os
+    import tempfile
+
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise InvalidArgument(f"invalid --secret {text!r}: expected id=NAME,src=FILE")
+        fields[key.strip().lower()] = value
+    sid = fields.get("id")
+    if not sid:
+        raise InvalidArgument(f"invalid --secret {text!r}: missing id=")
+    src = fields.get("src") or fields.get("source")
+    if src is None and "env" in fields:
+        value = os.environ.get(fields["env"])
+        if value is None:
+            raise InvalidArgument(f"--secret {sid}: environment variable {fields['env']} unset")
+        fd, name = tempfile.mkstemp(prefix="strata-secret-")
+        os.write(fd, value.encode())
+        os.close(fd)
+        return sid, Path(name)
+    if src is None:
+        raise InvalidArgument(f"invalid --secret {text!r}: missing src=")
+    path = Path(src)
+    if not path.is_file():
+        raise InvalidArgument(f"--secret {sid}: {src} is not a file")
+    return sid, path
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from builder.build import BuildOptions, build, source_date_epoch_from_env
+    from builder.progress import open_progress
+
+    context = Path(args.context)
+    dockerfile = None
+    if args.file:
+        dockerfile = Path(args.file) if args.file != "-" else None
+        if args.file == "-":
+            raise InvalidArgument("-f - (Dockerfile from stdin) is not supported")
+    secrets = dict(parse_secret(s) for s in args.secret or [])
+    options = BuildOptions(
+        context_dir=context, dockerfile=dockerfile, tags=tuple(args.tag or ()),
+        target=args.target, build_args=_pairs(args.build_arg, "--build-arg", allow_bare=True),
+        labels=_pairs(args.label, "--label"), platform=args.platform, no_cache=args.no_cache,
+        no_cache_filter=tuple(args.no_cache_filter or ()), secrets=secrets,
+        network=args.network, snapshotter=args.snapshotter, isolation=args.isolation,
+        source_date_epoch=source_date_epoch_from_env())
+    if args.network not in ("default", "none", "host"):
+        raise InvalidArgument(f"unsupported --network {args.network!r} (default, none, host)")
+    progress = open_progress(args.progress, sys.stderr, quiet=args.quiet)
+    try:
+        result = build(Path(args.root), options, progress)
+    except BaseException:
+        progress.close(None)
+        raise
+    if args.iidfile:
+        Path(args.iidfile).write_text(result.image_id)
+    if args.quiet:
+        print(result.image_id)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from builder.runcmd import RunRequest, run_container
+
+    env = {}
+    for item in args.env or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            import os
+
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        env[key] = value
+    request = RunRequest(image=args.image, command=tuple(args.command), env=env,
+                         volumes=tuple(args.volume or ()), workdir=args.workdir,
+                         user=args.user, network=args.network, remove=args.rm,
+                         entrypoint=args.entrypoint, snapshotter=args.snapshotter,
+                         isolation=args.isolation)
+    return run_container(Path(args.root), request)
 
 
 def register(sub: Any) -> None:
     """Add the build and run subcommands to the `strata` parser."""
-    del sub  # filled in with the build engine (issue 4)
+    p = sub.add_parser("build", help="build an image from a Dockerfile")
+    p.add_argument("context", metavar="CONTEXT", help="build context directory")
+    p.add_argument("-f", "--file", metavar="DOCKERFILE",
+                   help="Dockerfile (default: CONTEXT/Dockerfile)")
+    p.add_argument("-t", "--tag", action="append", metavar="NAME:TAG")
+    p.add_argument("--target", metavar="STAGE")
+    p.add_argument("--build-arg", action="append", metavar="K=V")
+    p.add_argument("--label", action="append", metavar="K=V")
+    p.add_argument("--platform")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--no-cache-filter", action="append", metavar="STAGE")
+    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE")
+    p.add_argument("--network", default="default", metavar="default|none|host")
+    p.add_argument("--progress", default="auto", choices=["auto", "tty", "plain", "rawjson"])
+    p.add_argument("--iidfile", metavar="FILE")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
+    p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
+    p.set_defaults(func=_cmd_build)
+
+    r = sub.add_parser("run", help="run a command in a container from an image")
+    r.add_argument("--rm", action="store_true", help="discard the container's changes")
+    r.add_argument("-e", "--env", action="append", metavar="K=V")
+    r.add_argument("-v", "--volume", action="append", metavar="HOST:CTR[:ro]")
+    r.add_argument("-w", "--workdir", metavar="DIR")
+    r.add_argument("-u", "--user", metavar="USER")
+    r.add_argument("--network", default="default", metavar="default|none|host")
+    r.add_argument("--entrypoint")
+    r.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
+    r.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
+    r.add_argument("image", metavar="IMAGE")
+    r.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    r.set_defaults(func=_cmd_run)

@@ -1,0 +1,426 @@
+"""The build orchestrator: plan -> stages (independent ones concurrently) -> steps -> image.
+
+For each needed stage, in the planner's levels: resolve the base (a local image keyed by its
+manifest digest, `scratch`, or an earlier stage), run its base image's ONBUILD triggers, then
+for each instruction compute the step key, ask the cache, and only on a miss run the step
+(builder.steps.*). A cache hit touches no snapshot and hashes nothing beyond the context's
+metadata index. At the end the config and manifest of the target stage are written and tagged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from builder import cachekey
+from builder.cache import BuildCache, CachedLayer, CacheRecord
+from builder.content import write_bytes
+from builder.context import BuildContext
+from builder.errors import InvalidArgument, NotFound, StrataError
+from builder.executor import Executor, open_executor
+from builder.imageconfig import ConfigState
+from builder.images import Image, ImageStore
+from builder.planner import BuildPlan, StagePlan, plan
+from builder.progress import Progress, Summary
+from builder.snapshots import open_snapshotter
+from builder.steps import Layer, State
+from builder.steps import copy as copy_step
+from builder.steps import metadata as meta_step
+from builder.steps import run as run_step
+from builder.steps.workspace import Workspace
+from dockerfile_grammar import DockerfileError, parse, parse_file
+from dockerfile_grammar.instructions import Add, Arg, Copy, Instruction, Run, Workdir
+from dockerfile_grammar.scope import BuildScope, Platform, StageScope, host_platform
+from dockerfile_grammar.scope import platform_args as make_platform_args
+from registry.oci import Descriptor, Digest, HistoryEntry, ImageConfig, ImageManifest, mediatypes
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    context_dir: Path
+    dockerfile: Path | None = None
+    tags: tuple[str, ...] = ()
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None
+    no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    network: str = "default"
+    snapshotter: str = "auto"
+    isolation: str = "auto"
+    source_date_epoch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    image: Image
+    cached: int
+    run: int
+    seconds: float
+
+    @property
+    def image_id(self) -> str:
+        return self.image.id
+
+
+def _rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _located(exc: StrataError, where: str) -> StrataError:
+    text = str(exc)
+    if not text.startswith(where):
+        exc.args = (f"{where}: {text}",)
+    return exc
+
+
+def check_platform(text: str | None) -> Platform:
+    host = host_platform()
+    if not text:
+        return host
+    try:
+        wanted = Platform.parse(text)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    if (wanted.os, wanted.architecture, wanted.variant) != (host.os, host.architecture,
+                                                             host.variant):
+        raise InvalidArgument(f"platform {wanted} is not supported: this builder only builds "
+                              f"for the host platform {host}")
+    return host
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.cached = 0
+        self.run = 0
+        self._lock = threading.Lock()
+
+    def add(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.cached += 1
+            else:
+                self.run += 1
+
+
+class Builder:
+    """One build of one Dockerfile against one store root."""
+
+    def __init__(self, store_root: Path, options: BuildOptions, progress: Progress) -> None:
+        self.root = Path(store_root)
+        self.options = options
+        self.progress = progress
+        self.platform = check_platform(options.platform)
+        self.store = ImageStore(self.root)
+        self.cache = BuildCache(self.root / "strata.db")
+        self.counter = _Counter()
+        self.scopes: dict[int, StageScope] = {}
+        self.finals: dict[int, State] = {}
+        self._scope_lock = threading.Lock()
+        self._executor: Executor | None = None
+        self._exec_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ entry point
+
+    def build(self) -> BuildResult:
+        t0 = time.monotonic()
+        opts = self.options
+        dockerfile = opts.dockerfile or opts.context_dir / "Dockerfile"
+        try:
+            df = parse_file(dockerfile) if dockerfile.exists() else None
+        except DockerfileError as exc:
+            raise InvalidArgument(str(exc)) from None
+        if df is None:
+            raise NotFound(f"Dockerfile {dockerfile} not found")
+        platform_values = make_platform_args(self.platform, self.platform)
+        try:
+            self.scope = BuildScope(df, opts.build_args, platform_values=platform_values)
+            self.plan = plan(df, target=opts.target, global_env=self.scope.global_env)
+        except DockerfileError as exc:
+            raise InvalidArgument(str(exc)) from None
+        self.df = df
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.store.gc_guard())
+            stack.callback(self.store.close)
+            stack.callback(self.cache.close)
+            self.context = stack.enter_context(BuildContext.open(
+                opts.context_dir, dockerfile, state_dir=self.root))
+            sn = open_snapshotter(self.root / "snapshots", opts.snapshotter)
+            self.ws = Workspace(self.root, sn, self.cache,
+                                source_date_epoch=opts.source_date_epoch)
+            stack.callback(self.ws.close)
+            self.images = self._resolve_images()
+            self.run_options = run_step.RunOptions(
+                network=opts.network, secrets=dict(opts.secrets),
+                proxy_env=dict(self.scope.proxy_env),
+                cache_mounts_dir=self.root / "cache-mounts", platform=str(self.platform))
+            for level in self.plan.levels:
+                if len(level) == 1:
+                    self.finals[level[0]] = self._stage(level[0])
+                else:
+                    with ThreadPoolExecutor(max_workers=min(4, len(level))) as pool:
+                        futures = {i: pool.submit(self._stage, i) for i in level}
+                        for i, fut in futures.items():
+                            self.finals[i] = fut.result()
+            final = self.finals[self.plan.target]
+            image = self._write_image(final)
+        return BuildResult(image, self.counter.cached, self.counter.run, time.monotonic() - t0)
+
+    # ------------------------------------------------------------------ bases
+
+    def _resolve_images(self) -> dict[str, tuple[Image, ImageConfig, list[Layer]]]:
+        """Every image reference the needed stages read, resolved once (main thread)."""
+        refs: list[str] = []
+        for index in self.plan.order:
+            sp = self.plan.stages[index]
+            if sp.base.image is not None and not sp.base.is_scratch:
+                refs.append(sp.base.image)
+            refs.extend(sp.images)
+        out: dict[str, tuple[Image, ImageConfig, list[Layer]]] = {}
+        for ref in refs:
+            if ref in out:
+                continue
+            try:
+                image = self.store.resolve(ref)
+            except NotFound:
+                raise NotFound(f"base image {ref!r} not found in the local store "
+                               "(strata load / strata import it first)") from None
+            config = self.store.config(image)
+            layers = [Layer(Descriptor(r.media_type, Digest.parse(r.blob_digest), r.size),
+                            r.diff_id, r.chain_id) for r in self.store.layers(image)]
+            out[ref] = (image, config, layers)
+        return out
+
+    def _image_state(self, ref: str) -> State:
+        image, config, layers = self.images[ref]
+        key = cachekey.from_key(image.manifest.digest, str(self.platform))
+        return State(key, ConfigState.from_base(config), tuple(layers),
+                     str(image.manifest.digest))
+
+    def _base_state(self, sp: StagePlan) -> State:
+        if sp.base.stage is not None:
+            parent = self.finals[sp.base.stage]
+            return replace(parent, config=replace(parent.config, cmd_set=False))
+        if sp.base.is_scratch:
+            p = self.platform
+            return State(cachekey.scratch_key(str(p)),
+                         ConfigState.scratch(p.os, p.architecture, p.variant or None))
+        assert sp.base.image is not None
+        return self._image_state(sp.base.image)
+
+    def _from_states(self, sp: StagePlan) -> dict[str, State]:
+        out: dict[str, State] = {}
+        for dep in sp.deps:
+            st = self.plan.stages[dep]
+            out[str(dep)] = self.finals[dep]
+            if st.name:
+                out[st.name.lower()] = self.finals[dep]
+        for ref in sp.images:
+            out[ref.lower()] = self._image_state(ref)
+        return out
+
+    def _scope(self, sp: StagePlan, state: State, triggers: list[Instruction]) -> StageScope:
+        with self._scope_lock:
+            try:
+                if sp.base.stage is not None:
+                    parent = self.scopes[sp.base.stage]
+                    scope = self.scope.stage(sp.stage, parent=parent, triggers=triggers)
+                else:
+                    scope = self.scope.stage(sp.stage, base_env=state.config.env,
+                                             triggers=triggers)
+            except DockerfileError as exc:
+                raise InvalidArgument(str(exc)) from None
+            self.scopes[sp.index] = scope
+            return scope
+
+    # ------------------------------------------------------------------ stages
+
+    def _no_cache(self, sp: StagePlan) -> bool:
+        if self.options.no_cache:
+            return True
+        wanted = {f.lower() for f in self.options.no_cache_filter}
+        return bool(wanted) and (sp.label.lower() in wanted or str(sp.index) in wanted)
+
+    def _stage(self, index: int) -> State:
+        sp = self.plan.stages[index]
+        state = self._base_state(sp)
+        triggers = _parse_triggers(state.config.values.get("OnBuild") or [])
+        if triggers or state.config.values.get("OnBuild"):
+            state = replace(state, config=state.config.clear_onbuild())
+        scope = self._scope(sp, state, triggers)
+        from_states = self._from_states(sp)
+        total = len(scope.instructions)
+        no_cache = self._no_cache(sp)
+        for n, scoped in enumerate(scope.instructions, 1):
+            instr = scoped.expanded
+            if isinstance(instr, Arg):
+                continue
+            label = f"[{sp.label} {n}/{total}] {_describe(scoped.instruction)}"
+            state = self._step(label, instr, scoped, state, from_states, no_cache)
+        return state
+
+    def _step(self, label: str, instr: Instruction, scoped: Any, state: State,
+              from_states: dict[str, State], no_cache: bool) -> State:
+        if isinstance(instr, meta_step.METADATA_TYPES):
+            return meta_step.metadata_step(instr, state)
+        step = self.progress.start(label)
+        try:
+            new, hit = self._dispatch(label, step, instr, scoped, state, from_states, no_cache)
+        except StrataError as exc:
+            self.progress.finish(step, "error", str(exc))
+            raise _located(exc, label) from None
+        except BaseException as exc:
+            self.progress.finish(step, "error", str(exc))
+            raise
+        self.counter.add(hit)
+        self.progress.finish(step, "cached" if hit else "done")
+        return new
+
+    def _dispatch(self, label: str, step: int, instr: Instruction, scoped: Any, state: State,
+                  from_states: dict[str, State], no_cache: bool) -> tuple[State, bool]:
+        if isinstance(instr, Workdir):
+            key, cfg = meta_step.workdir_key(instr, state)
+            return self._cached_or(key, state, no_cache, lambda: meta_step.workdir_execute(
+                instr, state, key, cfg, ws=self.ws))
+        if isinstance(instr, Run):
+            env = dict(scoped.env)
+            key = run_step.run_key(instr, state, env, self.run_options, self.context,
+                                   from_states)
+
+            class _Out:
+                def write(inner, data: bytes) -> int:  # noqa: N805
+                    self.progress.output(step, data)
+                    return len(data)
+
+            return self._cached_or(key, state, no_cache, lambda: run_step.execute(
+                instr, state, key, env, scoped.arg_names, ws=self.ws,
+                executor=self._get_executor(), options=self.run_options,
+                context=self.context, from_states=from_states, output=_Out(), step=label))
+        if isinstance(instr, Copy | Add):
+            cplan = copy_step.plan_copy(instr, state, self.context, from_states)
+            try:
+                return self._cached_or(cplan.key, state, no_cache, lambda: copy_step.execute(
+                    cplan, state, ws=self.ws, context=self.context, step=label))
+            finally:
+                cplan.cleanup()
+        raise InvalidArgument(f"unsupported instruction {instr.KEYWORD}")
+
+    def _cached_or(self, key: str, state: State, no_cache: bool,
+                   run: Callable[[], State]) -> tuple[State, bool]:
+        if not no_cache:
+            rec = self.cache.get(key, self.store.content)
+            if rec is not None:
+                cfg = ConfigState(ImageConfig.from_json(rec.config), cmd_set=rec.cmd_set)
+                layers = state.layers
+                if rec.layer is not None:
+                    layers = state.with_layer(rec.layer.descriptor, rec.layer.diff_id)
+                return state.advance(key, cfg, layers), True
+        new = run()
+        new = replace(new, config=_stamp_last(new.config, self.options.source_date_epoch))
+        layer = None
+        if len(new.layers) > len(state.layers):
+            top = new.layers[-1]
+            layer = CachedLayer(top.descriptor, top.diff_id)
+        self.cache.put(key, CacheRecord(layer, new.config.config.to_json(), new.config.cmd_set))
+        return new, False
+
+    def _get_executor(self) -> Executor:
+        with self._exec_lock:
+            if self._executor is None:
+                self._executor = open_executor(self.options.isolation,
+                                               state_dir=self.root / "run")
+            return self._executor
+
+    # ------------------------------------------------------------------ the image
+
+    def _write_image(self, final: State) -> Image:
+        cfg = final.config
+        if self.options.labels:
+            cfg = cfg.set_labels(list(self.options.labels.items()))
+        config = _finalize_config(cfg.config, self.options.source_date_epoch)
+        config_bytes = config.to_bytes()
+        info = write_bytes(self.store.content, config_bytes)
+        manifest = ImageManifest(
+            mediatypes.OCI_MANIFEST,
+            Descriptor(mediatypes.OCI_CONFIG, info.digest, info.size),
+            tuple(layer.descriptor for layer in final.layers))
+        return self.store.add_manifest(manifest, list(self.options.tags))
+
+
+def _stamp_last(cfg: ConfigState, epoch: int | None) -> ConfigState:
+    """Give the history entry a step just added its creation time."""
+    history = cfg.config.history
+    if not history or history[-1].created is not None:
+        return cfg
+    now = time.time() if epoch is None else min(time.time(), epoch)
+    last = replace(history[-1], created=_rfc3339(now))
+    return replace(cfg, config=replace(cfg.config, history=(*history[:-1], last)))
+
+
+def _finalize_config(config: ImageConfig, epoch: int | None) -> ImageConfig:
+    """Fill history times (a config-only step takes the time of the entry before it, so a
+    fully cached rebuild gives the same config), clamp them to SOURCE_DATE_EPOCH, and set
+    `created` to the newest history time."""
+    stamp = _rfc3339(epoch) if epoch is not None else None
+    entries: list[HistoryEntry] = []
+    previous: str | None = None
+    for h in config.history:
+        created = h.created or previous
+        if stamp is not None and (created is None or created > stamp):
+            created = stamp
+        entries.append(replace(h, created=created))
+        previous = created or previous
+    if previous is None:
+        previous = stamp or _rfc3339(time.time())
+    return replace(config, history=tuple(entries), created=previous)
+
+
+def _parse_triggers(triggers: list[str]) -> list[Instruction]:
+    out: list[Instruction] = []
+    for text in triggers:
+        try:
+            df = parse(f"FROM scratch\n{text}\n", filename="ONBUILD")
+        except DockerfileError as exc:
+            raise InvalidArgument(f"ONBUILD trigger {text!r}: {exc}") from None
+        out.extend(df.stages[0].instructions)
+    return out
+
+
+def _describe(instr: Instruction) -> str:
+    text = instr.original.strip() or instr.KEYWORD
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def build(store_root: Path, options: BuildOptions, progress: Progress) -> BuildResult:
+    """Build `options.context_dir` into the store at `store_root`; see BuildOptions."""
+    builder = Builder(store_root, options, progress)
+    result = builder.build()
+    progress.close(Summary(result.image.id, result.image.names, result.image.size,
+                           result.cached, result.run, result.seconds))
+    return result
+
+
+def source_date_epoch_from_env(env: Mapping[str, str] | None = None) -> int | None:
+    value = (env if env is not None else os.environ).get("SOURCE_DATE_EPOCH")
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
+
+
+__all__ = ["BuildOptions", "BuildPlan", "BuildResult", "Builder", "build", "check_platform",
+           "source_date_epoch_from_env"]

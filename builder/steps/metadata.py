@@ -1,0 +1,157 @@
+"""Config-only instructions (ENV, LABEL, CMD, ENTRYPOINT, EXPOSE, VOLUME, USER, STOPSIGNAL,
+HEALTHCHECK, SHELL, ONBUILD, MAINTAINER) and WORKDIR, which also creates its directory.
+
+Words arrive expanded (StageScope). The config semantics are builder.imageconfig's; this
+module only maps instructions onto it, names the cache key and writes BuildKit's history text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from builder import cachekey
+from builder.errors import InvalidArgument
+from builder.executor import resolve_user
+from builder.imageconfig import ConfigState, history_text
+from builder.mounts import temp_mount
+from builder.steps import State
+from builder.steps.fscopy import Ownership, Writer
+from builder.steps.workspace import Workspace
+from dockerfile_grammar.instructions import (
+    Cmd,
+    Entrypoint,
+    Env,
+    ExecCommand,
+    Expose,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    OnBuild,
+    Shell,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
+
+METADATA_TYPES = (Env, Label, Cmd, Entrypoint, Expose, Volume, User, StopSignal, Healthcheck,
+                  Shell, OnBuild, Maintainer)
+
+
+def _command(cfg: ConfigState, instr: Cmd | Entrypoint) -> list[str]:
+    if isinstance(instr.command, ExecCommand):
+        return list(instr.command.argv)
+    return cfg.command_argv(None, instr.command.text)
+
+
+def _go_list(items: list[str]) -> str:
+    return "[" + " ".join(items) + "]"
+
+
+def apply(instr: Instruction, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
+    """(new config, the value for the cache key, BuildKit's history created_by)."""
+    if isinstance(instr, Env):
+        pairs = [(p.key, p.value) for p in instr.pairs]
+        text = " ".join(f"{k}={v}" for k, v in pairs)
+        return cfg.set_env(pairs), [list(p) for p in pairs], history_text("ENV", text)
+    if isinstance(instr, Label):
+        pairs = [(p.key, p.value) for p in instr.pairs]
+        text = " ".join(f"{k}={v}" for k, v in pairs)
+        return cfg.set_labels(pairs), [list(p) for p in pairs], history_text("LABEL", text)
+    if isinstance(instr, Cmd):
+        argv = _command(cfg, instr)
+        return cfg.set_cmd(argv), argv, history_text("CMD", argv)
+    if isinstance(instr, Entrypoint):
+        argv = _command(cfg, instr)
+        return cfg.set_entrypoint(argv), argv, history_text("ENTRYPOINT", argv)
+    if isinstance(instr, Expose):
+        new = cfg.expose(instr.ports)
+        keys = sorted((new.values.get("ExposedPorts") or {}).keys())
+        text = "map[" + " ".join(f"{k}:{{}}" for k in keys) + "]"
+        return new, list(instr.ports), history_text("EXPOSE", text)
+    if isinstance(instr, Volume):
+        paths = list(instr.paths)
+        return cfg.add_volumes(paths), paths, history_text("VOLUME", _go_list(paths))
+    if isinstance(instr, User):
+        return cfg.set_user(instr.user), instr.user, history_text("USER", instr.user)
+    if isinstance(instr, StopSignal):
+        sig = instr.signal
+        return cfg.set_stop_signal(sig), sig, history_text("STOPSIGNAL", sig)
+    if isinstance(instr, Shell):
+        argv = list(instr.argv)
+        if not argv:
+            raise InvalidArgument("SHELL requires at least one argument")
+        return cfg.set_shell(argv), argv, history_text("SHELL", _go_list(argv))
+    if isinstance(instr, Healthcheck):
+        return _healthcheck(instr, cfg)
+    if isinstance(instr, OnBuild):
+        trigger = instr.instruction.original
+        return cfg.add_onbuild(trigger), trigger, history_text("ONBUILD", trigger)
+    if isinstance(instr, Maintainer):
+        return cfg.set_author(instr.name), instr.name, history_text("MAINTAINER", instr.name)
+    raise TypeError(f"not a metadata instruction: {type(instr).__name__}")
+
+
+def _healthcheck(instr: Healthcheck, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
+    if instr.none or instr.command is None:
+        test = ["NONE"]
+    elif isinstance(instr.command, ExecCommand):
+        test = ["CMD", *instr.command.argv]
+    else:
+        test = ["CMD-SHELL", instr.command.text]
+    new = cfg.set_healthcheck(test, interval=instr.interval, timeout=instr.timeout,
+                              start_period=instr.start_period,
+                              start_interval=instr.start_interval, retries=instr.retries)
+    value = {"test": test, "interval": instr.interval, "timeout": instr.timeout,
+             "start_period": instr.start_period, "start_interval": instr.start_interval,
+             "retries": instr.retries}
+    text = "HEALTHCHECK " + json.dumps(new.values.get("Healthcheck"), sort_keys=True)
+    return new, value, text
+
+
+def metadata_step(instr: Instruction, state: State) -> State:
+    """Apply a config-only instruction (no cache lookup needed: it is pure and instant)."""
+    cfg, value, text = apply(instr, state.config)
+    key = cachekey.metadata_key(state.key, instr.KEYWORD, value)
+    return state.advance(key, cfg.with_history(text, empty_layer=True))
+
+
+# ----------------------------------------------------------------------------- WORKDIR
+
+
+def workdir_key(instr: Workdir, state: State) -> tuple[str, ConfigState]:
+    cfg = state.config.set_workdir(instr.path)
+    key = cachekey.metadata_key(state.key, "WORKDIR",
+                                {"path": cfg.workdir, "user": state.config.user})
+    return key, cfg
+
+
+def workdir_execute(instr: Workdir, state: State, key: str, cfg: ConfigState, *,
+                    ws: Workspace) -> State:
+    """Create the directory (owned by USER when set, as BuildKit does); a layer only when
+    it did not exist."""
+    path = cfg.workdir
+    history = history_text("WORKDIR", path)
+    if path == "/":
+        return state.advance(key, cfg.with_history(history, empty_layer=True))
+    with ws.active(state.layers, state.base_image, "workdir") as active:
+        with temp_mount(active.mounts) as rootfs:
+            w = Writer(rootfs, Ownership())
+            if not w.is_dir(path):
+                owner = None
+                if state.config.user:
+                    user = resolve_user(rootfs, state.config.user)
+                    owner = (user.uid, user.gid)
+                w = Writer(rootfs, Ownership(chown=owner))
+                host = w.mkdirs(path)
+                if owner is not None:
+                    os.lchown(host, *owner)
+        written = ws.commit(active, state.chain_id)
+    if written is None:
+        return state.advance(key, cfg.with_history(history, empty_layer=True))
+    desc, diff_id = written
+    return state.advance(key, cfg.with_history(history, empty_layer=False).with_layer(diff_id),
+                         state.with_layer(desc, diff_id))

@@ -1,0 +1,181 @@
+"""Workspace: snapshots of the image being built, created lazily, and layers written from them.
+
+Committed snapshots are named by OCI chain ID (DESIGN 5.2), so a base layer the image store
+unpacked and a layer a build wrote share one snapshot. A cache hit never comes here: only a
+step that misses calls `ensure` (materialize the parent chain) and `active` (a writable
+snapshot on top of it), then `commit` (changes -> layer blob -> committed snapshot).
+
+`ensure` finds the highest layer whose snapshot exists and imports the rest: base image layers
+through ImageStore.unpack (unpacked once per chain ID, shared by every build), built layers by
+applying their blob into a directory under the snapshotter root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.cache import BuildCache
+from builder.errors import AlreadyExists, NotFound
+from builder.images import ImageStore
+from builder.layers.applier import apply_layer
+from builder.layers.differ import write_layer
+from builder.mounts import Mount
+from builder.snapshots import Snapshotter
+from builder.steps import Layer, next_chain_id
+from registry.oci import Descriptor, Digest
+
+
+@dataclass(frozen=True, slots=True)
+class Active:
+    """A writable snapshot for one step: its key and the mounts of its root filesystem."""
+
+    key: str
+    mounts: list[Mount]
+
+
+class Workspace:
+    """Snapshots + content for one build. Thread-safe; each thread gets its own store handle
+    (the store's SQLite connection is per thread)."""
+
+    def __init__(self, store_root: Path, snapshotter: Snapshotter, cache: BuildCache, *,
+                 source_date_epoch: int | None = None, compression: str = "gzip",
+                 level: int | None = None) -> None:
+        self.store_root = Path(store_root)
+        self.snapshotter = snapshotter
+        self.cache = cache
+        self.epoch = source_date_epoch
+        self.compression = compression
+        self.level = level
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._stores: list[ImageStore] = []
+
+    def store(self) -> ImageStore:
+        """This thread's ImageStore on the build's store root."""
+        store: ImageStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = ImageStore(self.store_root)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                with contextlib.suppress(Exception):
+                    store.close()
+            self._stores.clear()
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.snapshotter.stat(name)
+            return True
+        except NotFound:
+            return False
+
+    def ensure(self, layers: Sequence[Layer], base_image: str | None = None) -> str | None:
+        """Make sure a committed snapshot exists for the top of `layers`; return its name."""
+        if not layers:
+            return None
+        with self._lock:
+            top = len(layers)
+            while top > 0 and not self._exists(layers[top - 1].chain_id):
+                top -= 1
+            if top == len(layers):
+                return layers[-1].chain_id
+            unpacked = self._unpack_base(base_image)
+            for i in range(top, len(layers)):
+                layer = layers[i]
+                parent = layers[i - 1].chain_id if i else None
+                path = unpacked.get(layer.chain_id)
+                if path is not None:
+                    self.cache.lease("snapshot:" + layer.chain_id, [layer.chain_id])
+                    self._import(layer.chain_id, parent, path, move=False)
+                else:
+                    self._import_blob(layer, parent, [layers[j].chain_id for j in
+                                                      range(i - 1, -1, -1)])
+            return layers[-1].chain_id
+
+    def _unpack_base(self, manifest_digest: str | None) -> dict[str, Path]:
+        if manifest_digest is None:
+            return {}
+        store = self.store()
+        try:
+            image = store.resolve(manifest_digest)
+        except NotFound:
+            return {}
+        paths = store.unpack(image)
+        return {row.chain_id: path for row, path in zip(store.layers(image), paths, strict=True)}
+
+    def _import(self, name: str, parent: str | None, path: Path, *, move: bool) -> None:
+        with contextlib.suppress(AlreadyExists):
+            self.snapshotter.import_committed(name, parent, path, move=move)
+
+    def _import_blob(self, layer: Layer, parent: str | None, lowers: list[str]) -> None:
+        tmp = self.snapshotter.root / f"import-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir(parents=True)
+        try:
+            parents = [self.snapshotter.tree_path(n) for n in lowers]  # type: ignore[attr-defined]
+            with self.store().content.open(layer.descriptor.digest) as stream:
+                apply_layer(stream, tmp, whiteouts="overlay",
+                            expected_diff_id=Digest.parse(layer.diff_id), parents=parents)
+            self._import(layer.chain_id, parent, tmp, move=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def active(self, layers: Sequence[Layer], base_image: str | None = None,
+               label: str = "step") -> Iterator[Active]:
+        """A writable snapshot on top of `layers`; removed on error unless committed."""
+        parent = self.ensure(layers, base_image)
+        key = f"{label}-{uuid.uuid4().hex[:16]}"
+        mounts = self.snapshotter.prepare(key, parent)
+        try:
+            yield Active(key, mounts)
+        finally:
+            with contextlib.suppress(NotFound):
+                self.snapshotter.remove(key)
+
+    @contextlib.contextmanager
+    def view(self, layers: Sequence[Layer], base_image: str | None = None) -> Iterator[
+            list[Mount] | None]:
+        """Read-only mounts of the top of `layers` (None for an empty filesystem)."""
+        parent = self.ensure(layers, base_image)
+        if parent is None:
+            yield None
+            return
+        key = f"view-{uuid.uuid4().hex[:16]}"
+        mounts = self.snapshotter.view(key, parent)
+        try:
+            yield mounts
+        finally:
+            with contextlib.suppress(NotFound):
+                self.snapshotter.remove(key)
+
+    def commit(self, active: Active, parent_chain: str | None) -> tuple[Descriptor, str] | None:
+        """Write the changes of `active` as a layer blob and commit the snapshot under its
+        chain ID. Returns (descriptor, diff_id), or None when nothing changed."""
+        changes = list(self.snapshotter.changes(active.key))
+        if not changes:
+            return None
+        content = self.store().content
+        with content.writer("layer") as w:
+            info = write_layer(changes, w, compression=self.compression, level=self.level,
+                               source_date_epoch=self.epoch)
+            w.commit(info.size, info.digest)
+        chain = next_chain_id(parent_chain, str(info.diff_id))
+        with self._lock:
+            if self._exists(chain):
+                self.snapshotter.remove(active.key)
+            else:
+                self.snapshotter.commit(chain, active.key)
+        return Descriptor(info.media_type, info.digest, info.size), str(info.diff_id)
