@@ -92,15 +92,19 @@ def main() -> int:
     df = parse(text)  # warm-up, and a sanity check of the generated file
     print(f"generated {nlines} lines, {len(df.instructions)} instructions, "
           f"{len(df.stages)} stages")
-    rates = []
+    rates, cpu_rates = [], []
     for i in range(args.runs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         parse(text)
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         rates.append(nlines / elapsed)
-        print(f"run {i + 1}: {elapsed * 1000:.1f} ms, {nlines / elapsed:,.0f} lines/s")
-    median = statistics.median(rates)
-    print(f"RESULT parse lines_per_s={median:.0f}")
+        cpu_rates.append(nlines / cpu if cpu > 0 else float("inf"))
+        print(f"run {i + 1}: {elapsed * 1000:.1f} ms wall, {cpu * 1000:.1f} ms cpu, "
+              f"{nlines / elapsed:,.0f} lines/s")
+    # wall-clock is the result; the CPU-time rate shows what a busy machine hides
+    print(f"cpu-time median: {statistics.median(cpu_rates):,.0f} lines/s")
+    print(f"RESULT parse lines_per_s={statistics.median(rates):.0f}")
     return 0
 
 

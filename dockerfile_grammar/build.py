@@ -58,7 +58,7 @@ from .words import (
     unquote_flag,
 )
 
-__all__ = ["RawInstruction", "RawOnBuild", "Builder", "KEYWORDS", "FLAG_KINDS"]
+__all__ = ["Builder", "FLAG_KINDS", "FlagWord", "KEYWORDS", "RawInstruction", "RawOnBuild"]
 
 STRING, BOOL, MULTI = "string", "bool", "strings"
 
@@ -95,10 +95,17 @@ _UNIT_SECONDS = {
 }
 
 
+class FlagWord(str):
+    """One ``--flag`` word as written, with its 1-based ``column`` in the logical line
+    (a light stand-in for a lark Token)."""
+
+    column: int
+
+
 @dataclass(slots=True)
 class RawInstruction:
     keyword: Token
-    flags: list[Token]
+    flags: list[FlagWord]
     args_kind: str  # "json", "text" or "" (no arguments)
     args: Token | None
 
@@ -106,7 +113,7 @@ class RawInstruction:
 @dataclass(slots=True)
 class RawOnBuild:
     keyword: Token
-    flags: list[Token]
+    flags: list[FlagWord]
     inner: RawInstruction | None
 
 
@@ -129,7 +136,7 @@ class Builder:
         cls: type[DockerfileError],
         message: str,
         logical: LogicalLine,
-        token: Token | None = None,
+        token: Token | FlagWord | None = None,
     ) -> DockerfileError:
         if token is not None and token.column is not None:
             line, column = logical.position(token.column - 1)
@@ -187,8 +194,10 @@ class Builder:
 
     # -- shared pieces -----------------------------------------------------------------
     def _flags(
-        self, keyword: str, tokens: list[Token], logical: LogicalLine
+        self, keyword: str, tokens: list[FlagWord], logical: LogicalLine
     ) -> tuple[Flag, ...]:
+        if not tokens:
+            return ()
         kinds = FLAG_KINDS.get(keyword, {})
         seen: set[str] = set()
         out: list[Flag] = []
@@ -498,15 +507,15 @@ def _copy_parts(
             ll, raw.args or raw.keyword,
         )
     dest = args[-1]
-    if _parse_heredoc_word(dest) is not None:
+    if "<<" in dest and _parse_heredoc_word(dest) is not None:
         raise b.error(
             ArgumentError, f"{keyword} cannot accept a heredoc as a destination", ll, raw.args
         )
-    by_name = {h.name: h for h in ll.heredocs}
+    by_name = {h.name: h for h in ll.heredocs} if ll.heredocs else {}
     sources: list[str] = []
     heredocs: list[Heredoc] = []
     for position, src in enumerate(args[:-1]):
-        marker = _parse_heredoc_word(src)
+        marker = _parse_heredoc_word(src) if "<<" in src else None
         if marker is None:
             sources.append(src)
             continue

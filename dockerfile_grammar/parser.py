@@ -21,11 +21,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedInput
 
-from .build import Builder, RawInstruction, RawOnBuild
+from .build import Builder, FlagWord, RawInstruction, RawOnBuild
 from .errors import DockerfileSyntaxError, StageError
 from .instructions import Arg, Dockerfile, From, Instruction, Stage
 from .prepass import prepass
@@ -39,16 +40,15 @@ _FLAG_WORD_RE = re.compile(
 )
 
 
-def _split_flags(token: Token) -> list[Token]:
-    """The FLAGS token cut into one token per flag word, with their own columns."""
-    text = str(token)
+def _split_flags(token: Token) -> list[FlagWord]:
+    """The FLAGS token cut into one word per flag, each with its own column."""
     column = token.column or 1
-    start = token.start_pos or 0
-    return [
-        Token("FLAG", m.group(), start_pos=start + m.start(), line=token.line,
-              column=column + m.start())
-        for m in _FLAG_WORD_RE.finditer(text)
-    ]
+    words = []
+    for m in _FLAG_WORD_RE.finditer(token):
+        word = FlagWord(m.group())
+        word.column = column + m.start()
+        words.append(word)
+    return words
 
 
 class _ToRaw(Transformer[Token, object]):
@@ -57,17 +57,16 @@ class _ToRaw(Transformer[Token, object]):
     def start(self, children: list[object]) -> list[object]:
         return children
 
-    def instruction(self, children: list[object]) -> RawInstruction:
-        keyword = children[0]
-        assert isinstance(keyword, Token)
-        flags: list[Token] = []
+    def instruction(self, children: list[Any]) -> RawInstruction:
+        # children: KEYWORD [FLAGS] [END_OF_FLAGS] [(kind, argument token)]
+        flags: list[FlagWord] = []
         kind, args = "", None
         for child in children[1:]:
-            if isinstance(child, tuple):
+            if type(child) is tuple:
                 kind, args = child
-            elif isinstance(child, Token) and child.type == "FLAGS":
+            elif child.type == "FLAGS":
                 flags = _split_flags(child)
-        return RawInstruction(keyword, flags, kind, args)
+        return RawInstruction(children[0], flags, kind, args)
 
     def onbuild(self, children: list[object]) -> RawOnBuild:
         keyword = children[0]
@@ -91,7 +90,9 @@ _LARK = Lark.open_from_package(
     "dockerfile.lark",
     parser="lalr",
     lexer="contextual",
-    propagate_positions=True,  # token positions map back to physical lines
+    # positions come from the tokens (mapped back through the pre-pass); propagating
+    # them to tree nodes would cost about a quarter of the parse time for nothing
+    propagate_positions=False,
     maybe_placeholders=False,
     transformer=_ToRaw(),
     cache=False,

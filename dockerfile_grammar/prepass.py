@@ -52,6 +52,9 @@ class LogicalLine:
 
     def position(self, offset: int) -> tuple[int, int]:
         """Physical (line, column) of a 0-based offset in :attr:`text`."""
+        if len(self.pieces) == 1:
+            _, line, column = self.pieces[0]
+            return line, column + offset
         best = self.pieces[0]
         for piece in self.pieces:
             if piece[0] <= offset:
