@@ -17,6 +17,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from .instructions import Location
+
 __all__ = [
     "ArgumentError",
     "DockerfileError",
@@ -48,6 +50,11 @@ class DockerfileError(Exception):
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.line}:{self.column}: {self.message}"
+
+    @property
+    def location(self) -> Location:
+        """Where the error points, as the Location type instructions use."""
+        return Location(self.filename, self.line, self.line, self.column)
 
     def excerpt(self) -> str:
         """The offending line with a caret under the column (empty if unknown)."""

@@ -160,3 +160,10 @@ def test_end_of_flags_marker_keeps_dash_words_as_arguments() -> None:
 def test_invisible_characters_are_escaped_in_unknown_instruction() -> None:
     with pytest.raises(UnknownInstructionError, match=r'"FROM\\u00a0x"'):
         parse("FROM\xa0x\n")
+
+
+def test_error_carries_a_location() -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse("FROM x\nCOPY a\n", filename="app.Dockerfile")
+    loc = info.value.location
+    assert (loc.filename, loc.line, loc.column) == ("app.Dockerfile", 2, 6)
