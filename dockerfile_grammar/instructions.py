@@ -351,6 +351,15 @@ class OnBuild(_Instruction):
     KEYWORD: ClassVar[str] = "ONBUILD"
     instruction: Instruction
 
+    @property
+    def expression(self) -> str:
+        """The trigger as BuildKit records it in the image config's OnBuild list: the
+        wrapped instruction's text, then each heredoc body followed by its delimiter."""
+        text = self.instruction.original
+        for heredoc in getattr(self.instruction, "heredocs", ()):
+            text += "\n" + heredoc.content + heredoc.name
+        return text
+
 
 Instruction = (
     From | Run | Cmd | Entrypoint | Shell | Label | Maintainer | Expose | Env | Add | Copy

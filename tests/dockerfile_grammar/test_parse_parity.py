@@ -161,8 +161,7 @@ def _predict(text: str) -> dict[str, Any]:
         elif isinstance(inst, StopSignal):
             cfg["StopSignal"] = inst.signal
         elif isinstance(inst, OnBuild):
-            trigger = re.sub(r"(?i)^\s*ONBUILD\s*", "", inst.original)
-            cfg["OnBuild"] = [*(cfg["OnBuild"] or []), trigger]
+            cfg["OnBuild"] = [*(cfg["OnBuild"] or []), inst.expression]
         elif isinstance(inst, Healthcheck):
             assert inst.command is not None
             test = (["CMD", *inst.command.argv] if isinstance(inst.command, ExecCommand)

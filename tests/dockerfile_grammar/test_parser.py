@@ -167,3 +167,9 @@ def test_error_carries_a_location() -> None:
         parse("FROM x\nCOPY a\n", filename="app.Dockerfile")
     loc = info.value.location
     assert (loc.filename, loc.line, loc.column) == ("app.Dockerfile", 2, 6)
+
+
+def test_onbuild_expression_is_what_the_image_config_records() -> None:
+    ob = only("FROM x\nONBUILD RUN <<EOF\necho hi\nEOF\n")
+    assert ob.expression == "RUN <<EOF\necho hi\nEOF"
+    assert only("FROM x\n  onbuild   COPY . /app\n").expression == "COPY . /app"
