@@ -8,11 +8,11 @@ compare them with offline.
 
 from __future__ import annotations
 
-from e2e_tools import BASE_IMAGE, Case, Dir, File, Run, Symlink, TarGz
+from e2e_tools import BASE_IMAGE, Case, ContextItem, Dir, File, Run, Symlink, TarGz
 
 BASE = BASE_IMAGE
 
-COMMON_CONTEXT = {
+COMMON_CONTEXT: dict[str, ContextItem] = {
     "a.txt": File("alpha\n"),
     "b.txt": File("bravo\n", 0o640),
     "exec.sh": File("#!/bin/sh\necho exec\n", 0o755),
@@ -270,7 +270,8 @@ FROM {BASE}
 RUN --mount=type=cache,target=/cache echo cached > /cache/x && cp /cache/x /from-cache
 RUN --mount=type=bind,source=dir,target=/mnt cat /mnt/one.txt > /from-bind
 RUN --mount=type=tmpfs,target=/scratch touch /scratch/gone && ls /scratch > /tmpfs-list
-""", context=COMMON_CONTEXT, runs=(Run(("cat", "/from-cache", "/from-bind"), "cached\none"),)),
+""", context=COMMON_CONTEXT, runs=(Run(("cat", "/from-cache", "/from-bind"), "cached\none"),),
+        mount_stubs=("cache", "mnt", "scratch")),
 
     Case("scratch-final", f"""\
 FROM {BASE} AS src

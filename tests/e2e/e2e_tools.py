@@ -72,6 +72,9 @@ class Case:
     dockerfile_name: str = "Dockerfile"
     also_tag: str | None = None  # a second name, the same in both stores (a later FROM uses it)
     needs: tuple[str, ...] = ()  # cases to build first (their also_tag is this case's base)
+    # Empty RUN --mount target dirs that docker 20.10 (BuildKit 0.8) leaves in the layer and
+    # BuildKit >= 0.9 removes (executor/stubs.go): strata must follow current BuildKit.
+    mount_stubs: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.name

@@ -108,7 +108,12 @@ def test_image_config_matches_docker(parity: ParityBuilds, case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_file_tree_matches_docker(parity: ParityBuilds, case: Case) -> None:
     ours, theirs = parity.get(case).images()
-    diffs = tree_differences(ours.tree, theirs.tree)
+    docker_tree = dict(theirs.tree)
+    for stub in case.mount_stubs:
+        assert docker_tree.pop(stub).kind == "dir"
+        assert not any(p.startswith(stub + "/") for p in docker_tree), stub
+        assert stub not in ours.tree, f"RUN --mount stub /{stub} left in the layer"
+    diffs = tree_differences(ours.tree, docker_tree)
     assert not diffs, f"{len(diffs)} differences:\n" + "\n".join(diffs[:80])
 
 

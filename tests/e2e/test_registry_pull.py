@@ -7,7 +7,9 @@ strata build -> skopeo copy from the store's OCI layout -> strata-registry -> po
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e_tools import BASE_IMAGE, Case, File, Strata, run, write_context
-from e2e_tree import config_differences, read_docker_archive, tree_differences
+from e2e_tree import Image, config_differences, read_docker_archive, tree_differences
 from tooling import free_port
 
 pytestmark = pytest.mark.slow
@@ -71,16 +73,25 @@ def test_podman_pulls_strata_image_from_strata_registry(
     run(["skopeo", "copy", "--dest-tls-verify=false",
          f"oci:{strata.root / 'oci'}:e2e/pushed:1", f"docker://{remote}"])
 
-    podman = ["podman", "--root", str(tmp_path / "podman-root"),
-              "--runroot", str(tmp_path / "podman-run"), "--storage-driver", "vfs"]
-    run([*podman, "pull", "--tls-verify=false", remote])
-    inspect = json.loads(run([*podman, "image", "inspect", remote]).stdout)[0]
-    assert inspect["Config"]["Cmd"] == ["cat", "/greeting"]
-    run([*podman, "save", "--format", "docker-archive", "-o", str(tmp_path / "podman.tar"), remote])
-    pulled = read_docker_archive(tmp_path / "podman.tar")
+    short = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # podman: runroot <= 50 chars
+    try:
+        pulled = pull_and_save(short, remote, tmp_path / "podman.tar")
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
     assert not config_differences(pulled.container_config, ours.container_config)
     assert not tree_differences(pulled.tree, ours.tree)
     assert ours.tree["greeting"].link == "/srv/greeting.txt"
     assert ours.tree["srv/greeting.txt"].mode == 0o600
     assert "bin/vi" not in ours.tree and "bin/sh" in ours.tree
+
+
+def pull_and_save(base: Path, remote: str, archive: Path) -> Image:
+    """podman pull (vfs storage below `base`), check the config, podman save, read it back."""
+    podman = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"),
+              "--storage-driver", "vfs"]
+    run([*podman, "pull", "--tls-verify=false", remote])
+    inspect = json.loads(run([*podman, "image", "inspect", remote]).stdout)[0]
+    assert inspect["Config"]["Cmd"] == ["cat", "/greeting"]
+    run([*podman, "save", "--format", "docker-archive", "-o", str(archive), remote])
+    return read_docker_archive(archive)
