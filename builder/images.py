@@ -310,8 +310,11 @@ class ImageStore:
         data = read_small(self.content, manifest_digest)
         parsed = parse_manifest(data, media_type)
         if isinstance(parsed, ImageIndex):
-            chosen = parsed.select(Platform.host()) or (
-                parsed.manifests[0] if len(parsed.manifests) == 1 else None)
+            host = Platform.host()
+            present = [d for d in parsed.manifests if self.content.exists(d.digest)]
+            chosen = next((d for d in present if d.platform is not None
+                           and host.matches(d.platform)), None) or (
+                present[0] if len(present) == 1 and present[0].platform is None else None)
             if chosen is None:
                 raise NotFound(f"index {manifest_digest} has no manifest for {Platform.host()}")
             return self.add_image(chosen.digest, names, chosen.media_type)
