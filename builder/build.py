@@ -76,7 +76,10 @@ class BuildResult:
 
 
 def _rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    if epoch == int(epoch):
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _located(exc: StrataError, where: str) -> StrataError:
