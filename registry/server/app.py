@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -25,7 +26,13 @@ from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware
-from registry.storage import ManifestInfo, ManifestListener, RegistryStore, StoreConfig
+from registry.storage import (
+    ManifestInfo,
+    ManifestListener,
+    RegistryStore,
+    StorageDriver,
+    StoreConfig,
+)
 
 log = logging.getLogger("registry.server")
 access_log = logging.getLogger("registry.access")
@@ -60,21 +67,26 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/strata/v1/search", search.strata_search)
 
 
-def create_app(config: RegistryConfig) -> web.Application:
-    """The registry application; storage opens on startup and closes on cleanup."""
+def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> web.Application:
+    """The registry application; storage opens on startup and closes on cleanup.
+
+    `driver` replaces the filesystem driver on `config.root` (tests run the API over the
+    memory driver too, which has no local files and so exercises the streaming blob path).
+    """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
     add_routes(app)
-    app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(functools.partial(_lifecycle, driver=driver))
     return app
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+async def _lifecycle(app: web.Application,
+                     driver: StorageDriver | None = None) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     store = await RegistryStore.open(StoreConfig(
         root=config.root, delete_enabled=config.delete_enabled,
         upload_ttl_seconds=config.upload_ttl_seconds,
-        max_manifest_bytes=config.max_manifest_bytes))
+        max_manifest_bytes=config.max_manifest_bytes), driver)
     app[keys.STORE] = store
     index: SearchIndex | None = None
     if config.search_enabled:

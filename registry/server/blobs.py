@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.oci.api import CONTENT_DIGEST_HEADER
+from registry.oci.api import API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST_HEADER
 from registry.server import keys
 from registry.server.params import parse_digest, repo_name
 from registry.storage import BlobInfo, RegistryStore
@@ -12,6 +12,7 @@ from registry.storage import BlobInfo, RegistryStore
 
 def _headers(info: BlobInfo) -> dict[str, str]:
     return {
+        API_VERSION_HEADER: API_VERSION,  # set here too: a streamed response is sent early
         CONTENT_DIGEST_HEADER: str(info.digest),
         "Content-Type": "application/octet-stream",
         "Accept-Ranges": "bytes",

@@ -54,8 +54,8 @@ def envelope(code: ErrorCode | str, message: str, detail: Any = None) -> bytes:
     return json.dumps({"errors": [item]}).encode()
 
 
-def error_response(error: RegistryError, headers: Mapping[str, str] | None = None,
-                   method: str = "GET") -> web.Response:
+def error_response(error: RegistryError,
+                   headers: Mapping[str, str] | None = None) -> web.Response:
     """The JSON envelope for `error` with its status; extra `headers` (e.g. Range on a 416)."""
     all_headers = {API_VERSION_HEADER: API_VERSION}
     if headers:
@@ -77,7 +77,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except RegistryError as exc:
-        return error_response(exc, method=request.method)
+        return error_response(exc)
     except web.HTTPException as exc:
         exc.headers[API_VERSION_HEADER] = API_VERSION
         raise

@@ -19,6 +19,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 from registry.oci import mediatypes as mt
 from registry.server.app import create_app
 from registry.server.config import RegistryConfig
+from registry.storage import MemoryDriver
 
 
 @pytest.fixture
@@ -139,11 +140,19 @@ def registry_config(tmp_path: Path) -> RegistryConfig:
     return make_config(tmp_path / "root", delete_enabled=True)
 
 
+@pytest.fixture(params=["filesystem", "memory"])
+def driver_kind(request: pytest.FixtureRequest) -> str:
+    """Every API test runs over the filesystem driver (sendfile) and the memory driver
+    (no local files: blobs stream through the handler, Range included)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def reg(registry_config: RegistryConfig,
+async def reg(registry_config: RegistryConfig, driver_kind: str,
               blockbuster: BlockBuster) -> AsyncIterator[Registry]:
     registry_config.root.mkdir(parents=True, exist_ok=True)
-    client = TestClient(TestServer(create_app(registry_config), host="127.0.0.1"))
+    driver = MemoryDriver() if driver_kind == "memory" else None
+    client = TestClient(TestServer(create_app(registry_config, driver), host="127.0.0.1"))
     await client.start_server()
     try:
         yield Registry(client, registry_config.root)

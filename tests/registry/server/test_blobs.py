@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 
 async def test_get_blob_returns_bytes_with_digest_and_length(reg) -> None:
     data = os.urandom(5000)
@@ -35,6 +37,18 @@ async def test_range_request_returns_206_with_content_range(reg) -> None:
     assert resp.status == 206
     assert await resp.read() == data[100:200]
     assert resp.headers["Content-Range"] == "bytes 100-199/1000"
+
+
+@pytest.mark.parametrize("header,start,stop", [
+    ("bytes=900-", 900, 1000), ("bytes=-100", 900, 1000), ("bytes=0-0", 0, 1),
+    ("bytes=950-5000", 950, 1000)])
+async def test_open_and_suffix_ranges(reg, header: str, start: int, stop: int) -> None:
+    data = os.urandom(1000)
+    digest = await reg.push_blob("app", data)
+    resp = await reg.get(f"/v2/app/blobs/{digest}", headers={"Range": header})
+    assert resp.status == 206
+    assert await resp.read() == data[start:stop]
+    assert resp.headers["Content-Range"] == f"bytes {start}-{stop - 1}/1000"
 
 
 async def test_unsatisfiable_range_is_416_not_500(reg) -> None:
