@@ -192,6 +192,46 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def _serve(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+         "--root", str(tmp_path / "root"), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_ready(f"http://127.0.0.1:{port}", proc)
+    return proc
+
+
+def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = os.urandom(30_000)
+    proc = _serve(tmp_path, port)
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{url}/v2/restart/blobs/uploads/", method="POST")) as resp:
+            location = resp.headers["Location"]
+        with urllib.request.urlopen(urllib.request.Request(
+                url + location, data=data[:20_000], method="PATCH",
+                headers={"Content-Range": "0-19999"})) as resp:
+            location = resp.headers["Location"]
+    finally:
+        _stop(proc)
+    proc = _serve(tmp_path, port)
+    try:
+        with urllib.request.urlopen(url + location) as resp:
+            assert resp.status == 204
+            assert resp.headers["Range"] == "0-19999"
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{url}{location}?digest={digest}", data=data[20_000:], method="PUT",
+                headers={"Content-Range": "20000-29999"})) as resp:
+            assert resp.status == 201
+        with urllib.request.urlopen(f"{url}/v2/restart/blobs/{digest}") as resp:
+            assert resp.read() == data
+    finally:
+        _stop(proc)
+
+
 def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
     port = _free_port()
     root = tmp_path / "root"
