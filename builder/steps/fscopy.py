@@ -19,6 +19,30 @@ from builder.context import ContextEntry, EntryKind
 from builder.layers.resolve import resolve_in_root
 
 
+def _copy_file(source: str, dest: Path, size: int) -> None:
+    """Copy a regular file's bytes in the kernel (copy_file_range, falling back to a loop);
+    `dest` must not exist (O_EXCL, never through a symlink)."""
+    out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    try:
+        in_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            del size
+            try:
+                while os.copy_file_range(in_fd, out_fd, 1 << 30) > 0:
+                    pass
+            except OSError:
+                os.lseek(in_fd, 0, os.SEEK_SET)
+                os.lseek(out_fd, 0, os.SEEK_SET)
+                os.ftruncate(out_fd, 0)
+                while chunk := os.read(in_fd, 1 << 20):
+                    os.write(out_fd, chunk)
+        finally:
+            os.close(in_fd)
+    finally:
+        os.close(out_fd)
+
+
 @dataclass(frozen=True, slots=True)
 class Ownership:
     """How to set owners and modes: `chown` overrides, else `keep_owner` keeps the source's
@@ -44,17 +68,25 @@ class Writer:
     root: Path
     own: Ownership
     dir_times: list[tuple[Path, int]] = field(default_factory=list)
+    _dirs: dict[str, Path] = field(default_factory=dict)  # container dir -> host dir (made)
 
     def host(self, path: str, *, follow_final: bool = False) -> Path:
         return resolve_in_root(self.root, path, follow_final=follow_final)
 
     def mkdirs(self, path: str) -> Path:
         """Create `path` and missing parents (0755, owned by chown or root); return it."""
+        known = self._dirs.get(path)
+        if known is not None:
+            return known
         parts = [p for p in path.split("/") if p not in ("", ".")]
         current = "/"
         host = self.root
-        for part in parts:
+        for i, part in enumerate(parts):
             current = current.rstrip("/") + "/" + part
+            cached = self._dirs.get(current)
+            if cached is not None:
+                host = cached
+                continue
             host = self.host(current, follow_final=True)
             try:
                 st = os.lstat(host)
@@ -68,6 +100,9 @@ class Writer:
                 os.unlink(host)
                 os.mkdir(host)
                 os.chmod(host, 0o755)
+            if i < len(parts) - 1:
+                self._dirs[current] = host
+        self._dirs[path] = host
         return host
 
     def is_dir(self, path: str) -> bool:
@@ -86,6 +121,7 @@ class Writer:
             if want_dir:
                 return True
             shutil.rmtree(host)
+            self._dirs.clear()
         else:
             os.unlink(host)
         return False
@@ -102,9 +138,7 @@ class Writer:
                 os.mkdir(host)
             self.dir_times.append((host, entry.st.st_mtime_ns))
         elif kind is EntryKind.FILE:
-            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as out, open(entry.hostpath, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+            _copy_file(entry.hostpath, host, entry.size)
         elif kind is EntryKind.SYMLINK:
             os.symlink(entry.link_target or "", host)
         elif kind is EntryKind.FIFO:
@@ -128,9 +162,7 @@ class Writer:
         parent, _, name = dest.rstrip("/").rpartition("/")
         host = self.mkdirs(parent or "/") / name
         self._replace(host, False)
-        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
+        _copy_file(str(source), host, os.stat(source).st_size)
         self._finish(host, EntryKind.FILE, mode, 0, 0, mtime_ns)
 
     def _finish(self, host: Path, kind: EntryKind, mode: int, uid: int, gid: int,
