@@ -35,7 +35,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strata",
-        description="strata: build OCI images from Dockerfiles and move them to and from registries.",
+        description="strata: build OCI images from Dockerfiles and move them to and from "
+        "registries.",
     )
     parser.add_argument("--version", action="version", version=f"strata {strata_version()}")
     parser.add_argument(
