@@ -213,6 +213,13 @@ class Builder:
                      str(image.manifest.digest))
 
     def _base_state(self, sp: StagePlan) -> State:
+        if sp.platform:
+            try:
+                check_platform(sp.platform)
+            except InvalidArgument as exc:
+                loc = sp.stage.base.location
+                raise InvalidArgument(f"{loc.filename}:{loc.line}: FROM --platform: {exc}") \
+                    from None
         if sp.base.stage is not None:
             parent = self.finals[sp.base.stage]
             return replace(parent, config=replace(parent.config, cmd_set=False))

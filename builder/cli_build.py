@@ -44,11 +44,11 @@ def parse_secret(text: str) -> tuple[str, Path]:
         raise InvalidArgument(f"invalid --secret {text!r}: missing id=")
     src = fields.get("src") or fields.get("source")
     if src is None and "env" in fields:
-        value = os.environ.get(fields["env"])
-        if value is None:
+        env_value = os.environ.get(fields["env"])
+        if env_value is None:
             raise InvalidArgument(f"--secret {sid}: environment variable {fields['env']} unset")
         fd, name = tempfile.mkstemp(prefix="strata-secret-")
-        os.write(fd, value.encode())
+        os.write(fd, env_value.encode())
         os.close(fd)
         return sid, Path(name)
     if src is None:

@@ -117,3 +117,11 @@ def test_rawjson_progress_emits_events(strata: Strata, context: Ctx) -> None:
 def test_platform_other_than_the_host_is_refused(strata: Strata, context: Ctx) -> None:
     res = strata.build(context("FROM busybox\n"), "--platform", "linux/s390x")
     assert res.rc == 2 and "not supported" in res.err
+
+
+def test_tty_progress_shows_steps_status_and_summary(strata: Strata, context: Ctx) -> None:
+    ctx = context("FROM busybox\nRUN echo hi > /x\n")
+    assert strata.build(ctx, progress="tty").rc == 0
+    res = strata.build(ctx, progress="tty")
+    assert "RUN echo hi > /x" in res.err and "CACHED" in res.err
+    assert "1 steps cached, 0 run" in res.err and "\x1b[" in res.err

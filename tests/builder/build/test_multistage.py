@@ -85,3 +85,18 @@ def test_automatic_platform_args_are_defined(strata: Strata, context: Ctx,
     host = host_platform()
     text = (strata.files("p:1", tmp_path / "t") / "p").read_text().split()
     assert text == [str(host), host.architecture, "linux"]
+
+
+def test_global_args_pick_the_base_and_no_cache_filter_reruns_one_stage(
+        strata: Strata, context: Ctx) -> None:
+    text = ("ARG BASE=busybox\nFROM $BASE AS one\nRUN echo one > /one\n"
+            "FROM ${BASE} AS two\nCOPY --from=0 /one /one\nRUN echo two > /two\n")
+    ctx = context(text)
+    assert strata.build(ctx).rc == 0
+    res = strata.build(ctx, "--no-cache-filter", "two")
+    assert "1 steps cached, 2 run" in res.err
+
+
+def test_from_platform_other_than_the_host_is_refused(strata: Strata, context: Ctx) -> None:
+    res = strata.build(context("FROM --platform=linux/s390x busybox\nRUN true\n"))
+    assert res.rc == 2 and "FROM --platform" in res.err and "not supported" in res.err
