@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from builder.images import ImageStore
 from builder.layers.applier import apply_layer
 from builder.layers.differ import write_layer
 from builder.mounts import Mount
-from builder.snapshots import Snapshotter
+from builder.snapshots import Kind, Snapshotter
 from builder.steps import Layer, next_chain_id
 from registry.oci import Descriptor, Digest
 
@@ -76,12 +77,18 @@ class Workspace:
 
     # ------------------------------------------------------------------ snapshots
 
-    def _exists(self, name: str) -> bool:
-        try:
-            self.snapshotter.stat(name)
-            return True
-        except NotFound:
-            return False
+    def _exists(self, name: str, timeout: float = 1800.0) -> bool:
+        """Is `name` a committed snapshot? One that another process is still importing
+        (the native snapshotter keeps it ACTIVE while it copies) is waited for."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = self.snapshotter.stat(name)
+            except NotFound:
+                return False
+            if info.kind is Kind.COMMITTED or time.monotonic() > deadline:
+                return info.kind is Kind.COMMITTED
+            time.sleep(0.05)
 
     def ensure(self, layers: Sequence[Layer], base_image: str | None = None) -> str | None:
         """Make sure a committed snapshot exists for the top of `layers`; return its name."""
@@ -118,8 +125,11 @@ class Workspace:
         return {row.chain_id: path for row, path in zip(store.layers(image), paths, strict=True)}
 
     def _import(self, name: str, parent: str | None, path: Path, *, move: bool) -> None:
-        with contextlib.suppress(AlreadyExists):
+        try:
             self.snapshotter.import_committed(name, parent, path, move=move)
+        except AlreadyExists:
+            if not self._exists(name):  # another process's import failed: try once more
+                self.snapshotter.import_committed(name, parent, path, move=move)
 
     def _import_blob(self, layer: Layer, parent: str | None, lowers: list[str]) -> None:
         tmp = self.snapshotter.root / f"import-{uuid.uuid4().hex[:12]}"
@@ -175,8 +185,8 @@ class Workspace:
             w.commit(info.size, info.digest)
         chain = next_chain_id(parent_chain, str(info.diff_id))
         with self._lock:
-            if self._exists(chain):
-                self.snapshotter.remove(active.key)
-            else:
+            try:
                 self.snapshotter.commit(chain, active.key)
+            except AlreadyExists:  # the same layer was built meanwhile (another build)
+                self.snapshotter.remove(active.key)
         return Descriptor(info.media_type, info.digest, info.size), str(info.diff_id)
