@@ -215,3 +215,30 @@ async def test_upload_to_invalid_name_is_400(reg) -> None:
     resp = await reg.post("/v2/UPPER/blobs/uploads/")
     assert resp.status == 400
     assert await reg.error_code(resp) == "NAME_INVALID"
+
+
+async def test_patch_and_monolithic_post_with_chunked_transfer_encoding(reg) -> None:
+    data = os.urandom(200_000)
+
+    async def stream():  # noqa: ANN202 - no Content-Length: Transfer-Encoding: chunked
+        for start in range(0, len(data), 30_000):
+            yield data[start:start + 30_000]
+
+    location = await _start(reg)
+    resp = await reg.patch(location, data=stream())
+    assert resp.status == 202, await resp.text()
+    assert resp.headers["Range"] == f"0-{len(data) - 1}"
+    resp = await reg.put(resp.headers["Location"], params={"digest": reg.sha(data)})
+    assert resp.status == 201
+    other = data[::-1]
+    resp = await reg.post("/v2/app/blobs/uploads/", params={"digest": reg.sha(other)},
+                          data=(other[i:i + 50_000] async for i in _aiter(range(0, len(other),
+                                                                               50_000))))
+    assert resp.status == 201, await resp.text()
+    got = await reg.get(f"/v2/app/blobs/{reg.sha(other)}")
+    assert await got.read() == other
+
+
+async def _aiter(items):  # noqa: ANN202
+    for item in items:
+        yield item
