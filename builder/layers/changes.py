@@ -160,6 +160,9 @@ def _same_entry(lp: Path, ls: os.stat_result, up: Path, us: os.stat_result) -> b
     if (
         stat.S_IFMT(ls.st_mode) != stat.S_IFMT(us.st_mode)
         or stat.S_IMODE(ls.st_mode) != stat.S_IMODE(us.st_mode)
+        # a new hard link to an old file: overlayfs copies the old name up too, so the layer
+        # carries both names as one hard-link group (docker does the same)
+        or (stat.S_ISREG(us.st_mode) and ls.st_nlink != us.st_nlink)
         or ls.st_uid != us.st_uid
         or ls.st_gid != us.st_gid
     ):
