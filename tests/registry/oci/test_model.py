@@ -15,11 +15,11 @@ from registry.oci import (
     Platform,
     canonical_bytes,
     error_for_code,
-    mediatypes as mt,
     parse_manifest,
     parse_reference,
     validate_name,
 )
+from registry.oci import mediatypes as mt
 from registry.oci.errors import (
     BlobUnknown,
     DigestInvalid,
