@@ -36,3 +36,12 @@ def strata(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -
     client = Strata(tmp_path_factory.mktemp("strata-root"))
     client("import", str(busybox_rootfs_tar), BASE_IMAGE)
     return client
+
+
+@pytest.fixture(scope="session")
+def strata_native(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> Strata:
+    """A second store whose builds use the copy-based (native) snapshotter."""
+    client = Strata(tmp_path_factory.mktemp("strata-native-root"),
+                    build_flags=("--snapshotter", "native"))
+    client("import", str(busybox_rootfs_tar), BASE_IMAGE)
+    return client

@@ -154,14 +154,15 @@ class Docker:
 
 @dataclass(frozen=True, slots=True)
 class Strata:
-    """The strata CLI of this checkout on one store root."""
+    """The strata CLI of this checkout on one store root (`build_flags` go to every build)."""
 
     root: Path
+    build_flags: tuple[str, ...] = ()
 
     def __call__(self, *args: str, check: bool = True,
                  timeout: float = BUILD_TIMEOUT) -> subprocess.CompletedProcess[str]:
         return run([STRATA, "--root", str(self.root), *args], check=check, timeout=timeout)
 
     def build(self, case: Case, context: Path, tag: str) -> subprocess.CompletedProcess[str]:
-        return self("build", "--progress", "plain", "-t", tag, *_build_flags(case, context),
-                    str(context), check=False)
+        return self("build", "--progress", "plain", *self.build_flags, "-t", tag,
+                    *_build_flags(case, context), str(context), check=False)

@@ -131,3 +131,23 @@ def test_container_output_matches_docker(parity: ParityBuilds, docker: Docker,
         if spec.expected is not None:
             assert results["docker"] == (0, spec.expected)
 
+
+
+NATIVE_CASES = [CASES_BY_NAME[name] for name in
+                ("run-forms", "run-deletes", "copy-into-existing", "multi-stage")]
+
+
+@pytest.mark.parametrize("case", NATIVE_CASES, ids=str)
+def test_native_snapshotter_tree_matches_docker(parity: ParityBuilds, strata_native: Strata,
+                                                case: Case, tmp_path: Path) -> None:
+    """The copy-based snapshotter (two-tree diff instead of an overlay upperdir) commits the
+    same layers: deletions, replaced directories, links and modes as docker."""
+    _, theirs = parity.get(case).images()
+    context = write_context(case, tmp_path / "context")
+    tag = f"e2e-native/{case.name}:1"
+    proc = strata_native.build(case, context, tag)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    strata_native("save", "-o", str(tmp_path / "native.tar"), tag)
+    ours = read_docker_archive(tmp_path / "native.tar", ref=tag)
+    diffs = tree_differences(ours.tree, theirs.tree)
+    assert not diffs, f"{len(diffs)} differences:\n" + "\n".join(diffs[:80])
