@@ -8,7 +8,7 @@ compare them with offline.
 
 from __future__ import annotations
 
-from e2e_tools import BASE_IMAGE, Case, ContextItem, Dir, File, Run, Symlink, TarGz
+from e2e_tools import BASE_IMAGE, Case, ContextItem, Dir, File, HardLink, Run, Symlink, TarGz
 
 BASE = BASE_IMAGE
 
@@ -309,6 +309,58 @@ STOPSIGNAL $SIG
 VOLUME $VOL
 LABEL dest=$DEST quoted='$DEST' braced="${{DEST}}-x"
 """, context=COMMON_CONTEXT, runs=(Run(("cat", "/first-workdir.txt"), "/rel"),)),
+
+    Case("copy-edge-cases", f"""\
+FROM {BASE} AS Builder
+RUN mkdir -p /out/real && echo target > /out/real/file && ln -s real /out/link \
+ && ln -s real/file /out/filelink
+FROM {BASE}
+RUN mkdir /existing
+COPY a.txt /existing
+COPY d* /globbed-dirs/
+COPY hard1 hard2 /hardlinks/
+COPY ["name with spaces.txt", "/spaced dest/"]
+COPY unicodé.txt /
+COPY --from=builder /out/filelink /from-stage-followed
+COPY --from=builder /out/link /from-stage-dir-link
+COPY --from=builder /out/ /from-stage-all/
+COPY big.bin /big.bin
+""", context={
+        "a.txt": File("alpha\n"),
+        "d1": Dir(0o755), "d1/x": File("x\n"),
+        "d2": Dir(0o700), "d2/y": File("y\n", 0o600), "d2/sub": Dir(), "d2/sub/z": File("z\n"),
+        "hard1": File("shared inode\n"), "hard2": HardLink("hard1"),
+        "name with spaces.txt": File("spaces\n"),
+        "unicodé.txt": File("unicode\n"),
+        "big.bin": File(bytes(range(256)) * 8192),
+    }),
+
+    Case("add-compressed", f"""\
+FROM {BASE}
+ADD plain.tar /plain/
+ADD packed.tar.xz /xz/
+ADD packed.tar.bz2 /bz2/
+ADD notatar.gz /raw/
+ADD --chown=app:app packed.tar.xz /owned-xz/
+""", context={
+        "plain.tar": TarGz((("p", None, 0o755, 0, 0), ("p/f", b"plain\n", 0o644, 7, 7)), ""),
+        "packed.tar.xz": TarGz((("x/f", b"xz\n", 0o640, 0, 0),), "xz"),
+        "packed.tar.bz2": TarGz((("b/f", b"bz2\n", 0o600, 1, 1),), "bz2"),
+        "notatar.gz": File(b"\x1f\x8b\x08\x00" + bytes(20)),
+    }),
+
+    Case("metadata-edge-cases", f"""\
+FROM {BASE}
+ENV EMPTY= SPACED="a  b" ESCAPED=\\$HOME
+LABEL empty="" "quoted key"=v
+EXPOSE 8000-8002 9000/udp
+HEALTHCHECK --interval=1m30s CMD ["sh", "-c", "exit 0"]
+STOPSIGNAL 9
+USER 1000
+VOLUME ["/vol with space"]
+WORKDIR /a/../b/./c
+CMD []
+""", runs=(Run(("pwd",), "/b/c"),)),
 
     Case("custom-dockerfile-name", f"""\
 FROM {BASE}

@@ -8,8 +8,10 @@ same base image: the busybox rootfs tar imported under `BASE_IMAGE` into each st
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import os
 import subprocess
 import sys
@@ -44,13 +46,21 @@ class Symlink:
 
 @dataclass(frozen=True, slots=True)
 class TarGz:
-    """A gzip tarball made at write time; entries are (name, data or None for a dir, mode,
-    uid, gid)."""
+    """A tarball made at write time; entries are (name, data or None for a dir, mode, uid,
+    gid); `compression` is gz, xz, bz2 or "" (plain tar)."""
 
     entries: tuple[tuple[str, bytes | None, int, int, int], ...]
+    compression: str = "gz"
 
 
-ContextItem = File | Dir | Symlink | TarGz | str
+@dataclass(frozen=True, slots=True)
+class HardLink:
+    """A second name for an earlier context file."""
+
+    target: str
+
+
+ContextItem = File | Dir | Symlink | TarGz | HardLink | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +102,14 @@ def _targz(spec: TarGz) -> bytes:
             else:
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(raw.getvalue(), mtime=0)
+    data = raw.getvalue()
+    if spec.compression == "gz":
+        return gzip.compress(data, mtime=0)
+    if spec.compression == "xz":
+        return lzma.compress(data)
+    if spec.compression == "bz2":
+        return bz2.compress(data)
+    return data
 
 
 def write_context(case: Case, dest: Path) -> Path:
@@ -107,6 +124,8 @@ def write_context(case: Case, dest: Path) -> Path:
             os.chmod(path, item.mode)
         elif isinstance(item, Symlink):
             os.symlink(item.target, path)
+        elif isinstance(item, HardLink):
+            os.link(dest / item.target, path)
         elif isinstance(item, TarGz):
             path.write_bytes(_targz(item))
             os.chmod(path, 0o644)
