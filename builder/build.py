@@ -26,7 +26,7 @@ from builder.content import write_bytes
 from builder.context import BuildContext
 from builder.errors import InvalidArgument, NotFound, StrataError
 from builder.executor import Executor, open_executor
-from builder.imageconfig import ConfigState
+from builder.imageconfig import DEFAULT_PATH, ConfigState
 from builder.images import Image, ImageStore
 from builder.planner import BuildPlan, StagePlan, plan
 from builder.progress import Progress, Summary
@@ -209,8 +209,10 @@ class Builder:
     def _image_state(self, ref: str) -> State:
         image, config, layers = self.images[ref]
         key = cachekey.from_key(image.manifest.digest, str(self.platform))
-        return State(key, ConfigState.from_base(config), tuple(layers),
-                     str(image.manifest.digest))
+        cfg = ConfigState.from_base(config)
+        if "PATH" not in cfg.env:  # BuildKit gives every stage a PATH
+            cfg = cfg.set_env([("PATH", DEFAULT_PATH)])
+        return State(key, cfg, tuple(layers), str(image.manifest.digest))
 
     def _base_state(self, sp: StagePlan) -> State:
         if sp.platform:
@@ -225,8 +227,8 @@ class Builder:
             return replace(parent, config=replace(parent.config, cmd_set=False))
         if sp.base.is_scratch:
             p = self.platform
-            return State(cachekey.scratch_key(str(p)),
-                         ConfigState.scratch(p.os, p.architecture, p.variant or None))
+            scratch = ConfigState.scratch(p.os, p.architecture, p.variant or None)
+            return State(cachekey.scratch_key(str(p)), scratch.set_workdir("/"))
         assert sp.base.image is not None
         return self._image_state(sp.base.image)
 

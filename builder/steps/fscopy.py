@@ -181,16 +181,13 @@ class Writer:
 
     def copy_tree(self, entries: Iterable[ContextEntry], top: ContextEntry, dest: str) -> None:
         """Copy `entries` (a matched directory `top` and its subtree, walk order) so that
-        `top`'s contents land in `dest`; a `dest` that did not exist takes `top`'s metadata
-        (fsutil's copyDirectory)."""
+        `top`'s contents land in `dest`; a `dest` that did not exist is made like any missing
+        parent (0755, the --chown owner; neither `top`'s mode nor --chmod), as BuildKit does."""
         cut = len(top.relpath) + 1 if top.relpath else 0
         base = dest.rstrip("/") or "/"
         for e in entries:
             if e is top:
-                if base != "/" and not self.is_dir(base):
-                    self.place(e, base)
-                else:
-                    self.mkdirs(base)
+                self.mkdirs(base)
                 continue
             rel = e.relpath[cut:]
             self.place(e, base.rstrip("/") + "/" + rel)

@@ -88,7 +88,7 @@ def apply(instr: Instruction, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
     if isinstance(instr, Healthcheck):
         return _healthcheck(instr, cfg)
     if isinstance(instr, OnBuild):
-        trigger = instr.instruction.original
+        trigger = instr.expression
         return cfg.add_onbuild(trigger), trigger, history_text("ONBUILD", trigger)
     if isinstance(instr, Maintainer):
         return cfg.set_author(instr.name), instr.name, history_text("MAINTAINER", instr.name)
