@@ -62,13 +62,15 @@ class _CompressorThread:
         self._thread.start()
 
     def _run(self) -> None:
+        ended = False
         try:
             while (chunk := self._queue.get()) is not None:
                 self._compressor.write(chunk)
+            ended = True
             self._compressor.close()
         except BaseException as e:  # handed to the caller's thread
             self._error = e
-            while self._queue.get() is not None:  # keep the producer from blocking
+            while not ended and self._queue.get() is not None:  # unblock the producer
                 pass
 
     def write(self, data: bytes | bytearray | memoryview) -> None:

@@ -153,3 +153,26 @@ def test_deletions_and_modifications_apply_in_merge_mode(tmp_path: Path) -> None
     blob.seek(0)
     apply_layer(blob, lower, whiteouts="merge")
     assert describe(lower) == describe(upper)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("big", [False, True], ids=["fails-at-flush", "fails-mid-stream"])
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_a_failing_sink_fails_write_layer_without_hanging(
+    sample: Path, compression: str, big: bool
+) -> None:
+    if big:
+        (sample / "big.bin").write_bytes(os.urandom(24 << 20))
+
+    class FullDisk:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def write(self, data: bytes) -> None:
+            self.calls += 1
+            raise OSError(28, "No space left on device")
+
+    sink = FullDisk()
+    with pytest.raises(OSError, match="No space left"):
+        write_tree_layer(sample, sink, compression=compression)
+    assert sink.calls == 1
