@@ -10,6 +10,7 @@ a layer is a difference, not noise. Directory and file mtimes are not compared.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,3 +152,21 @@ def test_native_snapshotter_tree_matches_docker(parity: ParityBuilds, strata_nat
     ours = read_docker_archive(tmp_path / "native.tar", ref=tag)
     diffs = tree_differences(ours.tree, theirs.tree)
     assert not diffs, f"{len(diffs)} differences:\n" + "\n".join(diffs[:80])
+
+
+def _build_history(image: Image) -> list[tuple[bool, str]]:
+    """(empty_layer, created_by) of the entries the build added (the base's one is skipped)."""
+    entries = image.config.get("history") or []
+    return [(bool(h.get("empty_layer")), str(h.get("created_by", ""))) for h in entries[1:]]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "FROM scratch" not in c.dockerfile],
+                         ids=str)
+def test_history_matches_docker(parity: ParityBuilds, case: Case) -> None:
+    """Same layers in the same order, and history entries that read like BuildKit's."""
+    ours, theirs = parity.get(case).images()
+    assert ours.layer_count == theirs.layer_count
+    mine, docker = _build_history(ours), _build_history(theirs)
+    diffs = [f"#{i}: strata={a!r} docker={b!r}"
+             for i, (a, b) in enumerate(itertools.zip_longest(mine, docker)) if a != b]
+    assert not diffs, "\n".join(diffs)
