@@ -24,7 +24,7 @@ from builder import cachekey
 from builder.cache import BuildCache, CachedLayer, CacheRecord
 from builder.content import write_bytes
 from builder.context import BuildContext
-from builder.errors import InvalidArgument, NotFound, StrataError
+from builder.errors import InvalidArgument, NotFound, StepFailed, StrataError
 from builder.executor import Executor, open_executor
 from builder.imageconfig import DEFAULT_PATH, ConfigState
 from builder.images import Image, ImageStore
@@ -293,6 +293,11 @@ class Builder:
         except StrataError as exc:
             self.progress.finish(step, "error", str(exc))
             raise _located(exc, label) from None
+        except (OSError, ValueError, LookupError, RuntimeError) as exc:
+            # never a traceback for a failing step: report it as the step's failure
+            message = f"{label}: {type(exc).__name__}: {exc}"
+            self.progress.finish(step, "error", message)
+            raise StepFailed(message) from exc
         except BaseException as exc:
             self.progress.finish(step, "error", str(exc))
             raise

@@ -23,6 +23,7 @@ import hashlib
 import lzma
 import posixpath
 import shutil
+import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
@@ -203,14 +204,21 @@ _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
 
 def _is_archive(path: Path) -> bool:
+    """A tar (plain or compressed) whose first header is valid; anything else, including a
+    file that only looks compressed, is copied as is (docker's behaviour)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False
-    if any(head.startswith(m) for m in _ARCHIVE_MAGIC):
+            head = f.read(6)
+        if not any(head.startswith(m) for m in _ARCHIVE_MAGIC) and not head:
+            return False
+        with _decompressed(path) as stream:
+            block = stream.read(512)
+        if len(block) < 512:
+            return False
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    except Exception:  # noqa: BLE001 - corrupt compression or header: not an archive
+        return False
 
 
 @contextlib.contextmanager

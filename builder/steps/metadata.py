@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+from dataclasses import replace
 from typing import Any
 
 from builder import cachekey
@@ -63,10 +65,13 @@ def apply(instr: Instruction, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
         return cfg.set_labels(pairs), [list(p) for p in pairs], history_text("LABEL", text)
     if isinstance(instr, Cmd):
         argv = _command(cfg, instr)
-        return cfg.set_cmd(argv), argv, history_text("CMD", argv)
+        # `CMD []` clears the value (docker stores null)
+        return (_set(cfg.set_cmd(argv), "Cmd", argv or None), argv,
+                history_text("CMD", argv))
     if isinstance(instr, Entrypoint):
         argv = _command(cfg, instr)
-        return cfg.set_entrypoint(argv), argv, history_text("ENTRYPOINT", argv)
+        return (_set(cfg.set_entrypoint(argv), "Entrypoint", argv or None), argv,
+                history_text("ENTRYPOINT", argv))
     if isinstance(instr, Expose):
         new = cfg.expose(instr.ports)
         keys = sorted((new.values.get("ExposedPorts") or {}).keys())
@@ -122,8 +127,23 @@ def metadata_step(instr: Instruction, state: State) -> State:
 # ----------------------------------------------------------------------------- WORKDIR
 
 
+def _set(cfg: ConfigState, key: str, value: Any) -> ConfigState:
+    """One config value set verbatim (None removes it)."""
+    values = dict(cfg.values)
+    if value is None:
+        values.pop(key, None)
+    else:
+        values[key] = value
+    return replace(cfg, config=replace(cfg.config, config=values))
+
+
 def workdir_key(instr: Workdir, state: State) -> tuple[str, ConfigState]:
-    cfg = state.config.set_workdir(instr.path)
+    """BuildKit joins a relative WORKDIR onto the previous one (cleaned) but keeps an
+    absolute one verbatim (`/a/../b` stays so in the config; the directory made is /b)."""
+    if instr.path.startswith("/"):
+        cfg = _set(state.config, "WorkingDir", instr.path)
+    else:
+        cfg = state.config.set_workdir(instr.path)
     key = cachekey.metadata_key(state.key, "WORKDIR",
                                 {"path": cfg.workdir, "user": state.config.user})
     return key, cfg
@@ -133,8 +153,8 @@ def workdir_execute(instr: Workdir, state: State, key: str, cfg: ConfigState, *,
                     ws: Workspace) -> State:
     """Create the directory (owned by USER when set, as BuildKit does); a layer only when
     it did not exist."""
-    path = cfg.workdir
-    history = history_text("WORKDIR", path)
+    history = history_text("WORKDIR", cfg.workdir)
+    path = posixpath.normpath(cfg.workdir)
     if path == "/":
         return state.advance(key, cfg.with_history(history, empty_layer=True))
     with ws.active(state.layers, state.base_image, "workdir") as active:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -257,7 +259,8 @@ def _cache_mount(key: cachekey.CacheMountKey, options: RunOptions) -> Iterator[M
         raise InvalidArgument("cache mounts need a store")
     base = options.cache_mounts_dir
     name = _SAFE_ID.sub("_", key.id).strip("_") or "root"
-    name = f"{name}-{abs(hash(key.id)) % (1 << 32):08x}" if name != key.id else name
+    if name != key.id:  # keep distinct ids distinct (a stable hash: ids persist across builds)
+        name = f"{name}-{hashlib.sha256(key.id.encode()).hexdigest()[:12]}"
     path = base / name
     path.mkdir(parents=True, exist_ok=True)
     lock_fd = os.open(base / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
@@ -331,7 +334,8 @@ def execute(run: Run, state: State, key: str, env: Mapping[str, str],
         secret_env: dict[str, str] = {}
         with _extra_mounts(run, keys, ws, options, context, from_states, secret_env) as extra:
             penv = process_env({**env, **secret_env}, options.proxy_env, user.home)
-            spec = ProcessSpec(argv=tuple(argv), env=penv, cwd=cfg.workdir, user=user,
+            spec = ProcessSpec(argv=tuple(argv), env=penv, cwd=posixpath.normpath(cfg.workdir),
+                               user=user,
                                network=_network(run, options),  # type: ignore[arg-type]
                                hostname="buildkitsandbox", mounts=tuple(extra))
             status = executor.run(active.mounts, spec, stdout=tail, stderr=tail)

@@ -125,3 +125,14 @@ def test_tty_progress_shows_steps_status_and_summary(strata: Strata, context: Ct
     res = strata.build(ctx, progress="tty")
     assert "RUN echo hi > /x" in res.err and "CACHED" in res.err
     assert "1 steps cached, 0 run" in res.err and "\x1b[" in res.err
+
+
+def test_empty_cmd_clears_it_and_absolute_workdir_is_kept_verbatim(
+        strata: Strata, context: Ctx, tmp_path: Path) -> None:
+    ctx = context("FROM busybox\nCMD [\"sh\"]\nCMD []\nWORKDIR /a/../b/./c\nRUN pwd > /pwd\n")
+    assert strata.build(ctx, "-t", "e:1").rc == 0
+    cfg = strata.config("e:1")
+    assert cfg.get("Cmd") is None
+    assert cfg["WorkingDir"] == "/a/../b/./c"
+    tree = strata.files("e:1", tmp_path / "t")
+    assert (tree / "pwd").read_text() == "/b/c\n" and not (tree / "a").exists()

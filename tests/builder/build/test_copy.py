@@ -148,3 +148,11 @@ def test_add_fetches_urls_and_checks_the_checksum(strata: Strata, context: Ctx, 
     bad = context(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {http_server}/file.txt /x\n")
     res = strata.build(bad)
     assert res.rc != 0 and "digest mismatch" in res.err
+
+
+def test_add_copies_a_file_that_only_looks_compressed(strata: Strata, context: Ctx,
+                                                      tmp_path: Path) -> None:
+    fake = b"\x1f\x8b\x08\x00" + bytes(20)
+    ctx = context("FROM busybox\nADD notatar.gz /raw/\n", {"notatar.gz": fake})
+    tree = build_tree(strata, ctx, tmp_path)
+    assert (tree / "raw/notatar.gz").read_bytes() == fake

@@ -97,3 +97,12 @@ def test_run_network_none_has_only_loopback(strata: Strata, context: Ctx,
     ctx = context("FROM busybox\nRUN --network=none ls /sys/class/net > /nets\n")
     assert strata.build(ctx, "-t", "n:1").rc == 0
     assert (strata.files("n:1", tmp_path / "t") / "nets").read_text() == "lo\n"
+
+
+def test_cache_mount_keyed_by_its_target_persists_too(strata: Strata, context: Ctx,
+                                                      tmp_path: Path) -> None:
+    text = ("FROM busybox\nARG N\nRUN --mount=type=cache,target=/c,sharing=locked "
+            "echo $N >> /c/log && cat /c/log > /out\n")
+    assert strata.build(context(text), "--build-arg", "N=1").rc == 0
+    assert strata.build(context(text), "--build-arg", "N=2", "-t", "ct:1").rc == 0
+    assert (strata.files("ct:1", tmp_path / "t") / "out").read_text() == "1\n2\n"
