@@ -362,6 +362,12 @@ WORKDIR /a/../b/./c
 CMD []
 """, runs=(Run(("pwd",), "/b/c"),)),
 
+    Case("copy-glob-matches-nothing", f"""\
+FROM {BASE}
+COPY *.nomatch /x/
+COPY a.txt *.nomatch /y/
+""", context={"a.txt": File("a\n")}),
+
     Case("custom-dockerfile-name", f"""\
 FROM {BASE}
 COPY a.txt /from-custom-file
