@@ -188,6 +188,10 @@ def main() -> int:
         raise SystemExit(f"no harness at {BENCH_DIR} (set STRATA_BENCH_DIR)")
     others = [o for o in opts.against.split(",") if o]
     work = Path(tempfile.mkdtemp(prefix="strata-build-bench."))
+    # An installed strata has bytecode; a shell with PYTHONDONTWRITEBYTECODE=1 would make
+    # every strata command recompile ~50 modules (~0.1 s). Bytecode goes to the work dir.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     results: dict[str, dict[str, object]] = {}
     try:
         for other in others:
