@@ -10,14 +10,17 @@ a layer is a difference, not noise. Directory and file mtimes are not compared.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from e2e_cases import CASES, CASES_BY_NAME
-from e2e_tools import Case, Docker, Strata, write_context
+from e2e_tools import BASE_IMAGE, Case, Docker, Strata, write_context
 from e2e_tree import Image, config_differences, read_docker_archive, tree_differences
 
 pytestmark = pytest.mark.slow
@@ -170,3 +173,39 @@ def test_history_matches_docker(parity: ParityBuilds, case: Case) -> None:
     diffs = [f"#{i}: strata={a!r} docker={b!r}"
              for i, (a, b) in enumerate(itertools.zip_longest(mine, docker)) if a != b]
     assert not diffs, "\n".join(diffs)
+
+
+@pytest.fixture(scope="module")
+def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A loopback HTTP server with a few files; yields its port."""
+    root = tmp_path_factory.mktemp("http-files")
+    (root / "hello.txt").write_text("hello over http\n")
+    (root / "tool.tar.gz").write_bytes(b"\x1f\x8b not extracted when fetched by URL")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_network_and_add_url_match_docker(parity: ParityBuilds, http_files: int) -> None:
+    """RUN reaches a loopback server (host network, as `docker build --network=host`), and
+    ADD <url> downloads like docker: mode 0600, archives not extracted, dest dir rules."""
+    case = Case("network-and-urls", f"""\
+FROM {BASE_IMAGE}
+ARG PORT
+RUN wget -q -O /fetched-by-run http://127.0.0.1:$PORT/hello.txt
+ADD http://127.0.0.1:${{PORT}}/hello.txt /added-url
+ADD http://127.0.0.1:${{PORT}}/hello.txt /url-dir/
+ADD http://127.0.0.1:${{PORT}}/tool.tar.gz /downloads/
+""", build_args={"PORT": str(http_files)})
+    ours, theirs = parity.get(case).images()
+    diffs = tree_differences(ours.tree, theirs.tree)
+    diffs += config_differences(ours.container_config, theirs.container_config)
+    assert not diffs, "\n".join(diffs)
+    assert theirs.tree["added-url"].mode == 0o600  # the reference really fetched the URL
+    assert theirs.tree["downloads/tool.tar.gz"].kind == "file"
