@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ from builder.context import BuildContext
 from builder.errors import InvalidArgument, NotFound, StepFailed, StrataError
 from builder.executor import Executor, open_executor
 from builder.imageconfig import DEFAULT_PATH, ConfigState
-from builder.images import Image, ImageStore
+from builder.images import Image, ImageStore, normalize_name
 from builder.planner import BuildPlan, StagePlan, plan
 from builder.progress import Progress, Summary
 from builder.snapshots import open_snapshotter
@@ -40,7 +41,15 @@ from dockerfile_grammar import DockerfileError, parse, parse_file
 from dockerfile_grammar.instructions import Add, Arg, Copy, Instruction, Run, Workdir
 from dockerfile_grammar.scope import BuildScope, Platform, StageScope, host_platform
 from dockerfile_grammar.scope import platform_args as make_platform_args
-from registry.oci import Descriptor, Digest, HistoryEntry, ImageConfig, ImageManifest, mediatypes
+from registry.oci import (
+    Descriptor,
+    Digest,
+    HistoryEntry,
+    ImageConfig,
+    ImageManifest,
+    canonical_bytes,
+    mediatypes,
+)
 
 T = TypeVar("T")
 
@@ -160,8 +169,9 @@ class Builder:
             stack.callback(self.cache.close)
             self.context = stack.enter_context(BuildContext.open(
                 opts.context_dir, dockerfile, state_dir=self.root))
-            sn = open_snapshotter(self.root / "snapshots", opts.snapshotter)
-            self.ws = Workspace(self.root, sn, self.cache,
+            self.ws = Workspace(self.root, lambda: open_snapshotter(self.root / "snapshots",
+                                                                   opts.snapshotter),
+                                self.cache,
                                 source_date_epoch=opts.source_date_epoch)
             stack.callback(self.ws.close)
             self.images = self._resolve_images()
@@ -368,11 +378,19 @@ class Builder:
             cfg = cfg.set_labels(list(self.options.labels.items()))
         config = _finalize_config(cfg.config, self.options.source_date_epoch)
         config_bytes = config.to_bytes()
-        info = write_bytes(self.store.content, config_bytes)
+        config_digest = Digest("sha256", hashlib.sha256(config_bytes).hexdigest())
+        if not self.store.content.exists(config_digest):
+            write_bytes(self.store.content, config_bytes)
         manifest = ImageManifest(
             mediatypes.OCI_MANIFEST,
-            Descriptor(mediatypes.OCI_CONFIG, info.digest, info.size),
+            Descriptor(mediatypes.OCI_CONFIG, config_digest, len(config_bytes)),
             tuple(layer.descriptor for layer in final.layers))
+        data = canonical_bytes(manifest.to_json())
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        # a no-op rebuild: the image and its names are already there (no writes, no fsync)
+        if self.store.db.image(digest) is not None and all(
+                self.store.db.ref(normalize_name(t)) == digest for t in self.options.tags):
+            return self.store.resolve(digest)
         return self.store.add_manifest(manifest, list(self.options.tags))
 
 

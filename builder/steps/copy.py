@@ -25,11 +25,8 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -146,6 +143,9 @@ def _sha256(path: Path) -> str:
 
 
 def _fetch(url: str, tmpdir: Path, checksum: str | None) -> tuple[str, Path, int | None]:
+    import urllib.request  # lazily: most builds never fetch, and startup time counts
+    from email.utils import parsedate_to_datetime
+
     target = tmpdir / f"url-{len(list(tmpdir.iterdir()))}"
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(target, "wb") as out:  # noqa: S310
@@ -165,6 +165,8 @@ def _fetch(url: str, tmpdir: Path, checksum: str | None) -> tuple[str, Path, int
 
 
 def _url_name(url: str) -> str:
+    import urllib.parse
+
     path = urllib.parse.urlparse(url).path
     name = posixpath.basename(path.rstrip("/"))
     return name or "index.html"

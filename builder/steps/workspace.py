@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +45,12 @@ class Workspace:
     dominated by compression, and level 1 halves it for a few percent of size.
     Thread-safe; each thread gets its own store handle (SQLite connections are per thread)."""
 
-    def __init__(self, store_root: Path, snapshotter: Snapshotter, cache: BuildCache, *,
+    def __init__(self, store_root: Path, snapshotter: Snapshotter | Callable[[], Snapshotter],
+                 cache: BuildCache, *,
                  source_date_epoch: int | None = None, compression: str = "gzip",
                  level: int | None = 1) -> None:
         self.store_root = Path(store_root)
-        self.snapshotter = snapshotter
+        self._snapshotter = snapshotter  # or a factory: opened on the first miss only
         self.cache = cache
         self.epoch = source_date_epoch
         self.compression = compression
@@ -57,6 +58,15 @@ class Workspace:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._stores: list[ImageStore] = []
+
+    @property
+    def snapshotter(self) -> Snapshotter:
+        """The snapshotter (opening it probes overlay with a trial mount: a no-op rebuild
+        never gets here)."""
+        with self._lock:
+            if callable(self._snapshotter) and not isinstance(self._snapshotter, Snapshotter):
+                self._snapshotter = self._snapshotter()
+            return self._snapshotter
 
     def store(self) -> ImageStore:
         """This thread's ImageStore on the build's store root."""
