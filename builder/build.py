@@ -225,6 +225,15 @@ class Builder:
         return State(key, cfg, tuple(layers), str(image.manifest.digest))
 
     def _base_state(self, sp: StagePlan) -> State:
+        state = self._base_state_unkeyed(sp)
+        epoch = self.options.source_date_epoch
+        if sp.base.stage is None and epoch is not None:
+            # clamped layers differ from unclamped ones: never share cache entries
+            state = replace(state, key=cachekey.step_key(
+                state.key, {"kind": "SOURCE_DATE_EPOCH", "value": epoch}, {}))
+        return state
+
+    def _base_state_unkeyed(self, sp: StagePlan) -> State:
         if sp.platform:
             try:
                 check_platform(sp.platform)

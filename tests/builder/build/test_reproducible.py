@@ -38,3 +38,13 @@ def test_without_epoch_created_is_the_build_time(strata: Strata, context: Ctx,
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     assert strata.build(context("FROM busybox\nRUN true > /x\n"), "-t", "now:1").rc == 0
     assert strata.inspect("now:1")["Created"] > "2024"
+
+
+def test_an_epoch_build_never_reuses_unclamped_cache(strata: Strata, context: Ctx,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context("FROM busybox\nRUN echo x > /x\n")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert strata.build(ctx).rc == 0
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert "0 steps cached, 1 run" in strata.build(ctx).err
+    assert "1 steps cached, 0 run" in strata.build(ctx).err
