@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from builder import cachekey
 from builder.cache import BuildCache, CachedLayer, CacheRecord
 from builder.content import write_bytes
-from builder.context import BuildContext
+from builder.context import RACY_WINDOW_NS, BuildContext
 from builder.errors import InvalidArgument, NotFound, StepFailed, StrataError
 from builder.executor import Executor, open_executor
 from builder.imageconfig import DEFAULT_PATH, ConfigState
@@ -168,7 +168,8 @@ class Builder:
             stack.callback(self.store.close)
             stack.callback(self.cache.close)
             self.context = stack.enter_context(BuildContext.open(
-                opts.context_dir, dockerfile, state_dir=self.root))
+                opts.context_dir, dockerfile, state_dir=self.root,
+                racy_window_ns=racy_window(opts.context_dir)))
             self.ws = Workspace(self.root, lambda: open_snapshotter(self.root / "snapshots",
                                                                    opts.snapshotter),
                                 self.cache,
@@ -401,6 +402,19 @@ class Builder:
                 self.store.db.ref(normalize_name(t)) == digest for t in self.options.tags):
             return self.store.resolve(digest)
         return self.store.add_manifest(manifest, list(self.options.tags))
+
+
+def racy_window(context_dir: Path) -> int:
+    """How long after a file's mtime its remembered hash is trusted (git's racy-clean rule).
+
+    On a filesystem with nanosecond timestamps a write lands at most one clock tick (<= 10 ms)
+    behind real time, so 50 ms is safe and a freshly generated context is trusted on the very
+    next build; with whole-second timestamps (the root's mtime has no fraction) keep 2 s."""
+    try:
+        fine = os.stat(context_dir).st_mtime_ns % 1_000_000_000 != 0
+    except OSError:
+        fine = False
+    return 50_000_000 if fine else RACY_WINDOW_NS
 
 
 def _stamp_last(cfg: ConfigState, epoch: int | None) -> ConfigState:
