@@ -38,8 +38,12 @@ test: deps
 demo: deps
 	bash sample_images/demo.sh
 
+# Side-by-side benchmarks (never timed tests); each prints RESULT lines. See README, Performance.
 bench: deps
 	$(PY) benchmarks/parse_bench.py
+	$(PY) benchmarks/layer_bench.py --size-mib 256 --reps 3
+	$(PY) benchmarks/registry_bench.py
+	$(PY) benchmarks/build_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check dockerfile_grammar builder registry tests
