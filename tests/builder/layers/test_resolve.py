@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path, PurePosixPath
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builder.errors import InvalidArgument
 from builder.layers import resolve_in_root
@@ -51,3 +54,37 @@ def test_symlink_loop_is_bounded(root: Path) -> None:
 
 def test_missing_components_stay_lexical(root: Path) -> None:
     assert resolve_in_root(root, "new/dir/../file") == root / "new" / "file"
+
+
+_COMPONENTS = ["a", "b", "..", ".", "", "link", "abs", "up", "x"]
+_TARGETS = ["a", "/", "..", "../..", "/a/b", "../../..", "a/../../..", "/x/../..", "link", "b/up"]
+
+
+@given(
+    links=st.lists(st.tuples(st.sampled_from(["link", "abs", "up", "a/link", "a/b/up"]),
+                             st.sampled_from(_TARGETS)), max_size=5),
+    query=st.lists(st.sampled_from(_COMPONENTS), max_size=8),
+    follow=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_resolution_never_leaves_the_root(
+    tmp_path_factory: pytest.TempPathFactory,
+    links: list[tuple[str, str]],
+    query: list[str],
+    follow: bool,
+) -> None:
+    root = tmp_path_factory.mktemp("prop") / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    for name, target in links:
+        with contextlib.suppress(FileExistsError):
+            os.symlink(target, root / name)
+    try:
+        resolved = resolve_in_root(root, "/".join(query), follow_final=follow)
+    except InvalidArgument:
+        return  # a link loop: refused
+    assert resolved == root or root in resolved.parents
+    # whatever exists at the resolved path's parent is inside the root too
+    parent = resolved.parent if resolved != root else root
+    if parent.exists():
+        real = Path(os.path.realpath(parent))
+        assert real == root.resolve() or root.resolve() in real.parents
