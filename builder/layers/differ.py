@@ -48,7 +48,12 @@ class _CountingHasher:
     def write(self, data: bytes) -> None:
         self.hash.update(data)
         self.size += len(data)
-        self._sink.write(data)
+        written = self._sink.write(data)
+        if isinstance(written, int) and 0 <= written < len(data):  # a raw file's short write
+            view = memoryview(data)[written:]
+            while view:
+                n = self._sink.write(bytes(view))
+                view = view[n if isinstance(n, int) else len(view):]
 
 
 class _CompressorThread:

@@ -176,3 +176,20 @@ def test_a_failing_sink_fails_write_layer_without_hanging(
     with pytest.raises(OSError, match="No space left"):
         write_tree_layer(sample, sink, compression=compression)
     assert sink.calls == 1
+
+
+def test_short_writes_of_a_raw_sink_are_completed(sample: Path) -> None:
+    class Trickle:
+        """Accepts at most 1000 bytes per write, like a raw file or pipe may."""
+
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.buf += data[:1000]
+            return min(len(data), 1000)
+
+    sink = Trickle()
+    info = write_tree_layer(sample, sink, compression="gzip")
+    assert len(sink.buf) == info.size
+    assert Digest.from_bytes(bytes(sink.buf)) == info.digest
