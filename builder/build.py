@@ -298,6 +298,8 @@ class Builder:
         for n, scoped in enumerate(scope.instructions, 1):
             instr = scoped.expanded
             if isinstance(instr, Arg):
+                state = meta_step.arg_step(scoped.instruction, scoped.env, state,
+                                           self.scope.escape)
                 continue
             label = f"[{sp.label} {n}/{total}] {_describe(scoped.instruction)}"
             state = self._step(label, instr, scoped, state, from_states, no_cache)

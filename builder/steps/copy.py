@@ -304,7 +304,7 @@ def execute(plan: CopyPlan, state: State, *, ws: Workspace, context: BuildContex
                 target = plan.dest + _url_name(url) if plan.dest.endswith("/") else plan.dest
                 w.write_file(target, path, 0o600, mtime)
             w.finish_dirs()
-        written = ws.commit(active, None if instr.link else state.chain_id)
+        written = ws.commit(active, None if instr.link else state.chain_id, keep_empty=True)
     plan.cleanup()
     history = created_by(instr)
     cfg = state.config
@@ -317,7 +317,8 @@ def execute(plan: CopyPlan, state: State, *, ws: Workspace, context: BuildContex
 
 
 def created_by(instr: Copy | Add) -> str:
-    words = [str(f) for f in instr.flags] + list(instr.sources)
+    """BuildKit's `COPY src... dest # buildkit` (flags are not recorded)."""
+    words = list(instr.sources)
     words += [f"<<{d.name}" for d in instr.heredocs]
     words.append(instr.dest)
     return history_text(instr.KEYWORD, " ".join(words), buildkit_suffix=True)

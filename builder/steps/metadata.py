@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +22,9 @@ from builder.mounts import temp_mount
 from builder.steps import State
 from builder.steps.fscopy import Ownership, Writer
 from builder.steps.workspace import Workspace
+from dockerfile_grammar.expand import ExpansionError, expand
 from dockerfile_grammar.instructions import (
+    Arg,
     Cmd,
     Entrypoint,
     Env,
@@ -53,6 +56,55 @@ def _go_list(items: list[str]) -> str:
     return "[" + " ".join(items) + "]"
 
 
+def _go_quote(text: str) -> str:
+    """Go's strconv.Quote for ordinary text (JSON escaping, unicode kept)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _go_quoted_list(items: list[str]) -> str:
+    """Go's %q of a []string: `["a" "b"]`."""
+    return "[" + " ".join(_go_quote(i) for i in items) + "]"
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String()."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _trim(ns / size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _trim(rest / 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return sign + seconds
+
+
+def _trim(value: float) -> str:
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+_RUNE_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f",
+                 13: "\\r", 39: "\\'", 92: "\\\\"}
+
+
+def _go_rune(n: int) -> str:
+    """Go's %q of an int (a rune literal): 'a', '\\x00', '\\a'."""
+    if n in _RUNE_ESCAPES:
+        return f"'{_RUNE_ESCAPES[n]}'"
+    if 0x20 <= n < 0x7F:
+        return f"'{chr(n)}'"
+    if n < 0x80:
+        return f"'\\x{n:02x}'"
+    return f"'\\u{n:04x}'" if n <= 0xFFFF else f"'\\U{n:08x}'"
+
+
 def apply(instr: Instruction, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
     """(new config, the value for the cache key, BuildKit's history created_by)."""
     if isinstance(instr, Env):
@@ -67,11 +119,11 @@ def apply(instr: Instruction, cfg: ConfigState) -> tuple[ConfigState, Any, str]:
         argv = _command(cfg, instr)
         # `CMD []` clears the value (docker stores null)
         return (_set(cfg.set_cmd(argv), "Cmd", argv or None), argv,
-                history_text("CMD", argv))
+                "CMD " + _go_quoted_list(argv))
     if isinstance(instr, Entrypoint):
         argv = _command(cfg, instr)
         return (_set(cfg.set_entrypoint(argv), "Entrypoint", argv or None), argv,
-                history_text("ENTRYPOINT", argv))
+                "ENTRYPOINT " + _go_quoted_list(argv))
     if isinstance(instr, Expose):
         new = cfg.expose(instr.ports)
         keys = sorted((new.values.get("ExposedPorts") or {}).keys())
@@ -113,7 +165,14 @@ def _healthcheck(instr: Healthcheck, cfg: ConfigState) -> tuple[ConfigState, Any
     value = {"test": test, "interval": instr.interval, "timeout": instr.timeout,
              "start_period": instr.start_period, "start_interval": instr.start_interval,
              "retries": instr.retries}
-    text = "HEALTHCHECK " + json.dumps(new.values.get("Healthcheck"), sort_keys=True)
+    # docker 20.10's `HEALTHCHECK %q` of its HealthConfig{Test, Interval, Timeout,
+    # StartPeriod, Retries}
+    check = new.values.get("Healthcheck") or {}
+    text = "HEALTHCHECK &{{{} {} {} {} {}}}".format(
+        _go_quoted_list(list(check.get("Test") or [])),
+        *(_go_quote(go_duration(int(check.get(k) or 0)))
+          for k in ("Interval", "Timeout", "StartPeriod")),
+        _go_rune(int(check.get("Retries") or 0)))
     return new, value, text
 
 
@@ -121,7 +180,30 @@ def metadata_step(instr: Instruction, state: State) -> State:
     """Apply a config-only instruction (no cache lookup needed: it is pure and instant)."""
     cfg, value, text = apply(instr, state.config)
     key = cachekey.metadata_key(state.key, instr.KEYWORD, value)
+    if isinstance(instr, OnBuild):  # BuildKit records no history entry for ONBUILD
+        return state.advance(key, cfg)
     return state.advance(key, cfg.with_history(text, empty_layer=True))
+
+
+def arg_step(instr: Instruction, env: Mapping[str, str], state: State, escape: str) -> State:
+    """ARG changes no config but gets a history entry, `ARG NAME[=default]` with the
+    Dockerfile's default (expanded), never the --build-arg value, as BuildKit writes it."""
+    assert isinstance(instr, Arg)
+    scope = dict(env)
+    words: list[str] = []
+    for decl in instr.args:
+        if decl.default is None:
+            words.append(decl.name)
+            continue
+        try:
+            value = expand(decl.default, scope, escape=escape)
+        except ExpansionError:
+            value = decl.default
+        scope[decl.name] = value
+        words.append(f"{decl.name}={value}")
+    text = "ARG " + " ".join(words)
+    key = cachekey.metadata_key(state.key, "ARG", text)
+    return state.advance(key, state.config.with_history(text, empty_layer=True))
 
 
 # ----------------------------------------------------------------------------- WORKDIR

@@ -182,11 +182,13 @@ class Workspace:
             with contextlib.suppress(NotFound):
                 self.snapshotter.remove(key)
 
-    def commit(self, active: Active, parent_chain: str | None) -> tuple[Descriptor, str] | None:
+    def commit(self, active: Active, parent_chain: str | None, *,
+               keep_empty: bool = False) -> tuple[Descriptor, str] | None:
         """Write the changes of `active` as a layer blob and commit the snapshot under its
-        chain ID. Returns (descriptor, diff_id), or None when nothing changed."""
+        chain ID. Returns (descriptor, diff_id), or None when nothing changed (unless
+        `keep_empty`: docker commits an empty layer for a COPY that copied nothing)."""
         changes = list(self.snapshotter.changes(active.key))
-        if not changes:
+        if not changes and not keep_empty:
             return None
         content = self.store().content
         with content.writer("layer") as w:
