@@ -152,3 +152,51 @@ class BuildCache:
     def __len__(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM build_cache").fetchone()[0])
+
+
+def prune_build_cache(root: Path, *, cache_mounts: bool = False) -> tuple[int, int]:
+    """Forget every cache record and remove every snapshot of both snapshotters (children
+    before parents); with `cache_mounts`, also the RUN --mount=type=cache directories.
+    Returns (records, snapshots) removed. Blobs stay until `strata prune` collects them (the
+    leases that kept them are gone). Must not run during a build on the same store."""
+    import shutil
+
+    from builder.errors import FailedPrecondition, NotFound
+    from builder.snapshots.copy import CopySnapshotter
+    from builder.snapshots.overlay import OverlaySnapshotter
+
+    cache = BuildCache(root / "strata.db")
+    with cache._lock:
+        cache._conn.execute("BEGIN IMMEDIATE")
+        records = int(cache._conn.execute("SELECT COUNT(*) FROM build_cache").fetchone()[0])
+        cache._conn.execute("DELETE FROM build_cache")
+        cache._conn.execute("DELETE FROM leases WHERE lease LIKE 'buildcache:%' "
+                            "OR lease LIKE 'snapshot:%'")
+        cache._conn.execute("COMMIT")
+    cache.close()
+    removed = 0
+    for kind, cls in (("overlay", OverlaySnapshotter), ("native", CopySnapshotter)):
+        base = root / "snapshots" / kind
+        if not base.is_dir():
+            continue
+        sn = cls(base)
+        pending = [info.name for info in sn.walk()]
+        while pending:
+            progress = False
+            for name in list(pending):
+                try:
+                    sn.remove(name)
+                except FailedPrecondition:
+                    continue  # still a parent: next pass
+                except NotFound:
+                    pass
+                pending.remove(name)
+                removed += 1
+                progress = True
+            if not progress:
+                break
+        for stray in base.glob("import-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+    if cache_mounts:
+        shutil.rmtree(root / "cache-mounts", ignore_errors=True)
+    return records, removed

@@ -113,6 +113,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_container(Path(args.root), request)
 
 
+def _cmd_builder_prune(args: argparse.Namespace) -> int:
+    from builder.cache import prune_build_cache
+    from builder.images import ImageStore
+
+    root = Path(args.root)
+    with ImageStore(root) as store, store.gc_guard(exclusive=True):
+        records, snapshots = prune_build_cache(root, cache_mounts=args.all)
+    print(f"removed {records} build cache records and {snapshots} snapshots"
+          + (" and the cache mounts" if args.all else "")
+          + "; run `strata prune` to delete the blobs no image needs")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the build and run subcommands to the `strata` parser."""
     p = sub.add_parser("build", help="build an image from a Dockerfile")
@@ -134,6 +147,12 @@ def register(sub: Any) -> None:
     p.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
     p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
     p.set_defaults(func=_cmd_build)
+
+    b = sub.add_parser("builder", help="manage the build cache")
+    bsub = b.add_subparsers(dest="builder_command", metavar="COMMAND", required=True)
+    bp = bsub.add_parser("prune", help="forget the build cache and remove build snapshots")
+    bp.add_argument("--all", action="store_true", help="also remove RUN cache mounts")
+    bp.set_defaults(func=_cmd_builder_prune)
 
     r = sub.add_parser("run", help="run a command in a container from an image")
     r.add_argument("--rm", action="store_true", help="discard the container's changes")

@@ -101,3 +101,19 @@ def test_chmod_copy_key_ignores_the_source_mode(strata: Strata, context: Ctx) ->
     assert strata.build(ctx).rc == 0
     os.chmod(ctx / "tool", 0o600)
     assert statuses(strata.build(ctx).err) == ["CACHED"]
+
+
+def test_builder_prune_forgets_the_cache_and_prune_collects_its_blobs(
+        strata: Strata, context: Ctx) -> None:
+    ctx = context(DOCKERFILE, {"data.txt": "v1\n"})
+    assert strata.build(ctx).rc == 0  # untagged: only the cache keeps its layers
+    blobs = strata.root / "oci/blobs/sha256"
+    before = len(list(blobs.iterdir()))
+    res = strata("builder", "prune", "--all")
+    assert res.rc == 0 and "removed 3 build cache records" in res.out
+    assert not list((strata.root / "snapshots").glob("*/snapshots/*"))
+    assert strata("prune").rc == 0
+    assert len(list(blobs.iterdir())) < before
+    assert strata("system", "check").rc == 0
+    assert statuses(strata.build(ctx, "-t", "again:1").err) == ["DONE"] * 3
+    assert strata.run("again:1").stdout == "v1\n"
