@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -474,7 +474,7 @@ class ImageStore:
                 if not path.is_dir():
                     with _flock(self.locks_dir / f"chain-{path.name}", fcntl.LOCK_EX):
                         if not path.is_dir():
-                            self._unpack_one(layer, path)
+                            self._unpack_one(layer, path, parents=paths[::-1])
                 if self.db.unpacked(layer.chain_id) is None:
                     self.db.put_unpacked(UnpackedRow(layer.chain_id, parent, layer.diff_id,
                                                      _tree_size(path), time.time()))
@@ -482,11 +482,23 @@ class ImageStore:
                 parent = layer.chain_id
         return paths
 
-    def _unpack_one(self, layer: LayerRow, path: Path) -> None:
+    def lower_dirs(self, chain_id: str) -> list[Path]:
+        """The unpacked directories below `chain_id`'s layer, topmost first."""
+        dirs: list[Path] = []
+        row = self.db.unpacked(chain_id)
+        while row is not None and row.parent is not None:
+            dirs.append(self.layer_path(row.parent))
+            row = self.db.unpacked(row.parent)
+        return dirs
+
+    def _unpack_one(self, layer: LayerRow, path: Path, *, parents: Sequence[Path]) -> None:
+        """Apply one layer over `parents` (topmost first), so a layer that omits a directory
+        entry (umoci writes `etc/.wh.x` without `etc/`) inherits the lower directory's
+        metadata instead of hiding it under a default 0755 root-owned directory."""
         with self.temp_layer_dir(path.name[:16]) as tmp:
             with self.content.open(Digest.parse(layer.blob_digest)) as stream:
                 apply_layer(stream, tmp, whiteouts="overlay",
-                            expected_diff_id=Digest.parse(layer.diff_id))
+                            expected_diff_id=Digest.parse(layer.diff_id), parents=parents)
             _file_index(self.pool_dir).dedupe_tree(tmp)
             _syncfs(tmp)  # file data durable before the rename publishes the tree
             os.rename(tmp, path)

@@ -223,7 +223,8 @@ def _deep_check_layer(store: ImageStore, chain_id: str, path: Path, report: Chec
         with store.temp_layer_dir("check") as scratch, \
                 store.content.open(Digest.parse(row[0])) as stream:
             apply_layer(stream, scratch, whiteouts="overlay",
-                        expected_diff_id=Digest.parse(row[1]))
+                        expected_diff_id=Digest.parse(row[1]),
+                        parents=store.lower_dirs(chain_id))
             want, have = tree_fingerprint(scratch), tree_fingerprint(path)
         if want != have:
             changed = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))

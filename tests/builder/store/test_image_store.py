@@ -251,3 +251,32 @@ def test_deep_check_finds_a_modified_file_in_an_unpacked_layer(
     assert not report.ok and "bin/x" in report.problems[0]
     assert check_store(store).ok  # the quick check does not re-derive layers
     assert [p.name for p in store.layers_dir.iterdir()] == [layer.name]
+
+
+def test_layer_without_parent_dir_entry_inherits_the_lower_directory(store: ImageStore,
+                                                                     tmp_path: Path) -> None:
+    """umoci-style layers write `etc/.wh.x` without an `etc/` entry: unpacking over the lower
+    layers must keep the lower `etc` (mode, owner), not hide it under a default 0755 dir."""
+    import tarfile
+
+    from store_util import make_docker_archive
+
+    from builder.archives import load_archive
+
+    lower, upper = tmp_path / "lower.tar", tmp_path / "upper.tar"
+    with tarfile.open(lower, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc")
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700, 1000, 1000
+        tar.addfile(info)
+        info = tarfile.TarInfo("etc/x")
+        tar.addfile(info, io.BytesIO(b""))
+    with tarfile.open(upper, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo("etc/.wh.x"), io.BytesIO(b""))
+    archive = make_docker_archive(tmp_path / "img.tar", [lower, upper], "wh:1")
+    with archive.open("rb") as f:
+        load_archive(store, f)
+    top = store.unpack(store.resolve("wh:1"))[-1]
+    st = os.lstat(top / "etc")
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o700, 1000, 1000)
+    assert os.path.exists(top / "etc" / "x")  # the overlay whiteout (0/0 char device)
+    assert check_store(store).ok
