@@ -49,10 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the strata version")
     p.set_defaults(func=_cmd_version)
 
-    from builder import cli_build, cli_images, cli_parse
+    from builder import cli_build, cli_images, cli_parse, cli_transfer
 
     cli_parse.register(sub)
     cli_build.register(sub)
+    cli_transfer.register(sub)
     cli_images.register(sub)
     return parser
 
