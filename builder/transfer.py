@@ -1,0 +1,509 @@
+"""Pull and push: the one builder module that runs asyncio (it drives registry.client).
+
+Pull: resolve the reference (OCI and Docker manifest/index types), pick the platform from an
+index, then download config and layers in parallel (a semaphore, default 4). Blobs already in
+the store are skipped. Each download lands in `<root>/ingest/pull-<hex>/data` (flock-held while
+it runs), is hashed while it is written and renamed into `blobs/` only after size and digest
+match, so nothing half-written is ever visible. An interrupted download keeps its partial file;
+the next attempt (a retry in the same pull, or the next `strata pull`) re-hashes it and asks
+for the rest with Range. Then the image is registered and tagged, and its layers unpacked.
+
+Push: HEAD each blob (skip what the repository has), else mount it from another repository of
+the same registry that it was pulled from or pushed to (remembered in the `transfer_blob_sources`
+table of strata.db), else upload it (chunked with retry when large); the manifest goes last.
+
+Public entry points are synchronous: `pull_image`, `push_image`, `search`, `check_login`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from builder import credentials
+from builder.content import CHUNK, LocalContentStore, write_bytes
+from builder.errors import (
+    DigestMismatch,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StrataError,
+    Unavailable,
+)
+from builder.images import Image, ImageStore, normalize_name
+from builder.transfer_progress import QuietProgress, TransferProgress
+from registry.client import (
+    CredentialLookup,
+    RegistryClient,
+    StreamInterrupted,
+    TransportError,
+)
+from registry.oci import (
+    Descriptor,
+    Digest,
+    Digester,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    Reference,
+    RegistryError,
+    parse_manifest,
+    parse_reference,
+)
+from registry.oci import errors as oci_errors
+
+DEFAULT_CONCURRENCY = 4
+DOWNLOAD_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOptions:
+    """How to reach registries: plain-http hosts, an extra CA, credentials, parallelism."""
+
+    insecure: tuple[str, ...] = ()
+    ca_cert: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    credentials: CredentialLookup | None = field(default=credentials.lookup)
+
+    def client(self, registry: str) -> RegistryClient:
+        return RegistryClient(registry, credentials=self.credentials,
+                              insecure=self.insecure, ca_cert=self.ca_cert)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class AccessDenied(FailedPrecondition):
+    """The registry refused our credentials or this operation."""
+
+
+class RemoteDigestMismatch(DigestMismatch):
+    def __init__(self, message: str) -> None:
+        FailedPrecondition.__init__(self, message)
+        self.expected = self.actual = ""
+
+
+def translate(exc: RegistryError) -> StrataError:
+    """Map a client error to the builder's categories (what builder/cli.py shows)."""
+    msg = str(exc)
+    if isinstance(exc, TransportError):
+        return Unavailable(msg)
+    if isinstance(exc, oci_errors.ManifestUnknown | oci_errors.BlobUnknown
+                  | oci_errors.NameUnknown):
+        return NotFound(msg)
+    if isinstance(exc, oci_errors.Unauthorized | oci_errors.Denied):
+        return AccessDenied(msg)
+    if isinstance(exc, oci_errors.DigestInvalid):
+        return RemoteDigestMismatch(msg)
+    if isinstance(exc, oci_errors.ManifestInvalid | oci_errors.Unsupported
+                  | oci_errors.NameInvalid | oci_errors.TagInvalid):
+        return InvalidArgument(msg)
+    if isinstance(exc, oci_errors.TooManyRequests | oci_errors.UnknownError):
+        return Unavailable(msg)
+    return FailedPrecondition(msg)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _run(coro: Awaitable[T]) -> T:
+    """asyncio.run at the edge, with client errors translated to builder categories."""
+    async def main() -> T:
+        return await coro
+    try:
+        return asyncio.run(main())
+    except BaseExceptionGroup as group:
+        leaf = _first_leaf(group)
+        if isinstance(leaf, RegistryError):
+            raise translate(leaf) from None
+        raise leaf from None
+    except RegistryError as exc:
+        raise translate(exc) from None
+
+
+async def _gather_limited(jobs: Iterable[Callable[[], Awaitable[None]]], limit: int) -> None:
+    sem = asyncio.Semaphore(max(1, limit))
+
+    async def guarded(job: Callable[[], Awaitable[None]]) -> None:
+        async with sem:
+            await job()
+
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(guarded(job))
+
+
+def parse_remote(ref: str) -> Reference:
+    try:
+        return parse_reference(ref)
+    except RegistryError as exc:
+        raise InvalidArgument(f"invalid reference {ref!r}: {exc}") from None
+
+
+def short(digest: Digest) -> str:
+    return digest.encoded[:12]
+
+
+# ----------------------------------------------------------------------------- blob sources
+
+_SOURCES_SCHEMA = """CREATE TABLE IF NOT EXISTS transfer_blob_sources (
+    digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL, seen REAL NOT NULL,
+    PRIMARY KEY (digest, registry, repository))"""
+
+
+def record_sources(store: ImageStore, registry: str, repository: str,
+                   digests: Iterable[Digest]) -> None:
+    """Remember that `registry/repository` holds these blobs (for later cross-repo mounts)."""
+    conn = store.db.conn
+    conn.execute(_SOURCES_SCHEMA)
+    with store.db.transaction() as c:
+        c.executemany("INSERT OR REPLACE INTO transfer_blob_sources VALUES (?, ?, ?, ?)",
+                      [(str(d), registry, repository, time.time()) for d in digests])
+
+
+def known_sources(store: ImageStore, registry: str) -> dict[str, list[str]]:
+    """digest -> repositories of `registry` known to hold it, most recent first."""
+    conn = store.db.conn
+    conn.execute(_SOURCES_SCHEMA)
+    out: dict[str, list[str]] = {}
+    for digest, repo in conn.execute(
+            "SELECT digest, repository FROM transfer_blob_sources WHERE registry = ? "
+            "ORDER BY seen DESC", (registry,)):
+        out.setdefault(digest, []).append(repo)
+    return out
+
+
+# ----------------------------------------------------------------------------- resumable ingest
+
+
+class ResumableIngest:
+    """`<ingest>/pull-<hex>/data`: appended across attempts, flock-held while in use.
+
+    Mirrors LocalWriter's commit (fsync, size and digest check, rename into blobs/) but keeps
+    the data when the writer stops without committing, so a later attempt resumes it.
+    """
+
+    def __init__(self, content: LocalContentStore, desc: Descriptor) -> None:
+        self.content = content
+        self.desc = desc
+        self.dir = content.ingest_dir / f"pull-{desc.digest.algorithm}-{desc.digest.encoded}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # another pull of the same blob waits here
+        self.path = self.dir / "data"
+        self.digester = Digester(desc.digest.algorithm)
+        self._file = open(self.path, "a+b")  # noqa: SIM115
+        self._file.seek(0)
+        while chunk := self._file.read(CHUNK):
+            self.digester.update(chunk)
+        if self.digester.size > desc.size:
+            self.restart()
+
+    @property
+    def size(self) -> int:
+        return self.digester.size
+
+    def restart(self) -> None:
+        self._file.truncate(0)
+        self._file.seek(0)
+        self.digester = Digester(self.desc.digest.algorithm)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self.digester.size != self.desc.size or self.digester.digest() != self.desc.digest:
+            self.restart()
+            raise RemoteDigestMismatch(f"blob {self.desc.digest}: content hashes to "
+                                       f"{self.digester.digest()}")
+        target = self.content.blob_path(self.desc.digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path, target)
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def close(self, keep: bool) -> None:
+        """Release the lock; the directory goes unless `keep` (a resumable partial)."""
+        self._file.close()
+        if not keep or not self.path.exists() or self.path.stat().st_size == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        os.close(self._lock_fd)
+
+
+async def _download(client: RegistryClient, content: LocalContentStore, repository: str,
+                    desc: Descriptor, progress: TransferProgress, label: str) -> int:
+    """Fetch one blob into the store (resuming a partial); returns the bytes moved."""
+    if content.exists(desc.digest):
+        progress.update(label, "Already exists")
+        return 0
+    ingest = ResumableIngest(content, desc)
+    keep = True
+    moved = 0
+    try:
+        if content.exists(desc.digest):  # a concurrent pull finished it while we waited
+            keep = False
+            progress.update(label, "Already exists")
+            return 0
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            progress.update(label, "Downloading", ingest.size, desc.size)
+            before = ingest.size
+
+            def on_bytes(n: int) -> None:
+                progress.advance(label, "Downloading", n)
+
+            try:
+                await client.fetch_blob(repository, desc, ingest.write, offset=ingest.size,
+                                        digester=ingest.digester, on_bytes=on_bytes)
+                moved += ingest.size - before
+                break
+            except StreamInterrupted:
+                moved += ingest.size - before
+                if attempt == DOWNLOAD_ATTEMPTS - 1:
+                    raise
+                progress.update(label, f"Retrying ({ingest.size} bytes kept)")
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except oci_errors.DigestInvalid:
+                keep = False
+                raise
+        progress.update(label, "Verifying Checksum")
+        try:
+            ingest.commit()
+        except RemoteDigestMismatch:
+            keep = False
+            raise
+        keep = False
+        progress.update(label, "Download complete")
+        return moved
+    finally:
+        ingest.close(keep)
+
+
+# ----------------------------------------------------------------------------- pull
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    reference: Reference
+    manifest: Descriptor
+    bytes_downloaded: int
+
+
+async def _pull_blobs(store: ImageStore, ref: Reference, wanted: Platform | None,
+                      options: RemoteOptions, progress: TransferProgress) -> PullResult:
+    assert ref.registry is not None
+    async with options.client(ref.registry) as client:
+        desc, data = await client.resolve(ref.repository, ref.reference)
+        manifest = parse_manifest(data, desc.media_type)
+        if isinstance(manifest, ImageIndex):
+            platform = wanted or Platform.host()
+            child = manifest.select(platform)
+            if child is None:
+                available = ", ".join(str(d.platform) for d in manifest.manifests
+                                      if d.platform) or "none"
+                raise NotFound(f"{ref}: no image for platform {platform} "
+                               f"(the index has: {available})")
+            desc, data = await client.resolve(ref.repository, str(child.digest))
+            manifest = parse_manifest(data, child.media_type)
+            if not isinstance(manifest, ImageManifest):
+                raise InvalidArgument(f"{ref}: index entry {child.digest} is not an image")
+        write_bytes(store.content, data, desc.digest)
+        labels = {b.digest: short(b.digest) for b in (manifest.config, *manifest.layers)}
+        for blob in manifest.layers:
+            progress.update(labels[blob.digest], "Waiting", 0, blob.size)
+        moved = [0]
+
+        def job(blob: Descriptor) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                moved[0] += await _download(client, store.content, ref.repository, blob,
+                                            progress, labels[blob.digest])
+            return run
+
+        blobs = [manifest.config, *manifest.layers]
+        await _gather_limited((job(b) for b in blobs), options.concurrency)
+        return PullResult(ref, Descriptor(manifest.media_type, desc.digest, len(data)),
+                          moved[0] + len(data))
+
+
+def pull_image(store: ImageStore, ref: str, platform: Platform | str | None = None, *,
+               options: RemoteOptions | None = None, progress: TransferProgress | None = None,
+               unpack: bool = True) -> Image:
+    """Pull `ref` into `store`: blobs, then the image row and tag, then unpacked layers.
+
+    Synchronous (runs its own event loop). Raises builder.errors categories: NotFound (no such
+    image or platform), Unavailable (registry unreachable), AccessDenied, DigestMismatch,
+    InvalidArgument (bad reference or manifest).
+    """
+    options = options or RemoteOptions()
+    view = progress or QuietProgress(sys.stderr)
+    parsed = parse_remote(ref)
+    wanted = Platform.parse(platform) if isinstance(platform, str) else platform
+    assert parsed.registry is not None
+    with store.gc_guard():
+        result = _run(_pull_blobs(store, parsed, wanted, options, view))
+        names = [f"{parsed.name}:{parsed.tag}"] if parsed.tag and parsed.digest is None else []
+        image = store.add_image(result.manifest.digest, [normalize_name(n) for n in names],
+                                result.manifest.media_type)
+        record_sources(store, parsed.registry, parsed.repository,
+                       [result.manifest.digest, image.config_digest,
+                        *(Digest.parse(row.blob_digest) for row in store.layers(image))])
+        if unpack:
+            for row in store.layers(image):
+                view.update(short(Digest.parse(row.blob_digest)), "Extracting")
+            store.unpack(image)
+            for row in store.layers(image):
+                view.update(short(Digest.parse(row.blob_digest)), "Pull complete")
+    view.close()
+    view.note(f"Digest: {result.manifest.digest}")
+    view.note(f"Downloaded {result.bytes_downloaded} bytes for {parsed}")
+    return image
+
+
+# ----------------------------------------------------------------------------- push
+
+
+async def _read_range(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = length
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise FailedPrecondition(f"{path} is shorter than expected")
+            left -= len(chunk)
+            yield chunk
+
+
+@dataclass(slots=True)
+class PushStats:
+    uploaded: list[Digest] = field(default_factory=list)
+    mounted: list[Digest] = field(default_factory=list)
+    existing: list[Digest] = field(default_factory=list)
+    bytes_uploaded: int = 0
+
+
+async def _push_blob(client: RegistryClient, store: ImageStore, repository: str,
+                     desc: Descriptor, sources: list[str], progress: TransferProgress,
+                     stats: PushStats) -> None:
+    label = short(desc.digest)
+    progress.update(label, "Preparing")
+    if await client.blob_exists(repository, desc.digest) is not None:
+        stats.existing.append(desc.digest)
+        progress.update(label, "Layer already exists")
+        return
+    location: str | None = None
+    for source in sources:
+        if source == repository:
+            continue
+        try:
+            location = await client.mount_blob(repository, desc.digest, source)
+        except (oci_errors.Unauthorized, oci_errors.Denied, oci_errors.BlobUnknown,
+                oci_errors.NameUnknown, oci_errors.Unsupported):
+            continue
+        if location is None:
+            stats.mounted.append(desc.digest)
+            progress.update(label, f"Mounted from {source}")
+            return
+        break
+    path = store.content.blob_path(desc.digest)
+    progress.update(label, "Pushing", 0, desc.size)
+
+    def read_range(start: int, length: int) -> AsyncIterator[bytes]:
+        return _read_range(path, start, length)
+
+    await client.push_blob(repository, desc, read_range, location=location,
+                           on_bytes=lambda n: progress.advance(label, "Pushing", n))
+    stats.uploaded.append(desc.digest)
+    stats.bytes_uploaded += desc.size
+    progress.update(label, "Pushed")
+
+
+async def _push(store: ImageStore, ref: Reference, manifest_desc: Descriptor, data: bytes,
+                manifest: ImageManifest, sources: dict[str, list[str]],
+                options: RemoteOptions, progress: TransferProgress) -> PushStats:
+    assert ref.registry is not None
+    stats = PushStats()
+    async with options.client(ref.registry) as client:
+        def job(blob: Descriptor) -> Callable[[], Awaitable[None]]:
+            return lambda: _push_blob(client, store, ref.repository, blob,
+                                      sources.get(str(blob.digest), []), progress, stats)
+
+        blobs = [*manifest.layers, manifest.config]
+        await _gather_limited((job(b) for b in blobs), options.concurrency)
+        await client.put_manifest(ref.repository, ref.tag or str(manifest_desc.digest),
+                                  manifest_desc.media_type, data)
+    return stats
+
+
+def push_image(store: ImageStore, ref: str, source: str | None = None, *,
+               options: RemoteOptions | None = None,
+               progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
+    """Push the local image `source` (default: `ref` itself) to `ref`; the manifest last.
+
+    Returns the pushed manifest digest and what happened to each blob."""
+    options = options or RemoteOptions()
+    view = progress or QuietProgress(sys.stderr)
+    parsed = parse_remote(ref)
+    if parsed.digest is not None:
+        raise InvalidArgument(f"cannot push to a digest reference: {ref}")
+    assert parsed.registry is not None
+    with store.gc_guard():
+        image = store.resolve(source or ref)
+        data = store.manifest_bytes(image)
+        manifest = store.manifest(image)
+        for blob in manifest.blobs():
+            if not store.content.exists(blob.digest):
+                raise NotFound(f"{source or ref}: blob {blob.digest} is not in the store "
+                               "(the image is incomplete)")
+        sources = known_sources(store, parsed.registry)
+        stats = _run(_push(store, parsed, image.manifest, data, manifest, sources,
+                           options, view))
+        record_sources(store, parsed.registry, parsed.repository,
+                       [image.manifest.digest, *(b.digest for b in manifest.blobs())])
+    view.close()
+    view.note(f"{parsed.tag}: digest: {image.manifest.digest} size: {len(data)}")
+    return image.manifest.digest, stats
+
+
+# ----------------------------------------------------------------------------- search, login
+
+
+def search(registry: str, term: str, limit: int = 25,
+           options: RemoteOptions | None = None) -> dict[str, Any]:
+    options = options or RemoteOptions()
+
+    async def go() -> dict[str, Any]:
+        async with options.client(registry) as client:
+            return await client.search(term, limit)
+
+    return _run(go())
+
+
+def check_login(registry: str, user: str, password: str,
+                options: RemoteOptions | None = None) -> None:
+    """GET /v2/ with these credentials; AccessDenied when the registry refuses them."""
+    base = options or RemoteOptions()
+    opts = RemoteOptions(base.insecure, base.ca_cert, base.concurrency,
+                         lambda _reg: (user, password))
+
+    async def go() -> None:
+        async with opts.client(registry) as client:
+            await client.ping()
+
+    _run(go())
