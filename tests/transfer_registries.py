@@ -1,0 +1,123 @@
+"""Real registries on loopback for the registry client and transfer tests (helper J):
+strata-registry, and Debian's docker-registry (CNCF distribution 2.8) optionally with
+htpasswd Basic auth (bcrypt through the crypt module, no apache2-utils needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tooling import free_port
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+
+_COMBINED = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
+STRATA_REGISTRY = str(Path(sys.executable).parent / "strata-registry")
+
+
+@dataclass
+class RunningRegistry:
+    host: str
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request logged so far."""
+        time.sleep(0.7)  # strata-registry flushes its access log every 0.5 s
+        out: list[tuple[str, str, int]] = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            combined = _COMBINED.search(line)
+            if combined:  # docker-registry's access log (Apache combined format)
+                out.append((combined[1], combined[2], int(combined[3])))
+                continue
+            if not line.startswith("{"):
+                continue
+            try:
+                rec: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            if "method" in rec:  # strata-registry
+                out.append((rec["method"], rec["path"], int(rec["status"])))
+            elif "http.request.method" in rec:  # docker-registry
+                out.append((rec["http.request.method"], rec["http.request.uri"],
+                            int(rec.get("http.response.status", 0))))
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait_up(reg: RunningRegistry, ok_status: tuple[int, ...] = (200,)) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if reg.proc.poll() is not None:
+            raise AssertionError(f"registry exited: {reg.log.read_text()}")
+        try:
+            with urllib.request.urlopen(reg.url + "/v2/", timeout=1):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code in ok_status:
+                return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("registry did not start")
+        time.sleep(0.1)
+
+
+def start_strata_registry(base: Path) -> RunningRegistry:
+    port = free_port()
+    log = base / "registry.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
+             str(base / "root"), "--delete-enabled", "--log-format", "json"],
+            stdout=fh, stderr=subprocess.STDOUT)
+    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
+    _wait_up(reg)
+    return reg
+
+
+def start_docker_registry(base: Path, htpasswd: tuple[str, str] | None = None) -> RunningRegistry:
+    port = free_port()
+    auth = ""
+    if htpasswd is not None:
+        hashed = crypt.crypt(htpasswd[1], crypt.mksalt(crypt.METHOD_BLOWFISH))
+        (base / "htpasswd").write_text(f"{htpasswd[0]}:{hashed}\n")
+        auth = f"auth:\n  htpasswd:\n    realm: strata-test\n    path: {base / 'htpasswd'}\n"
+    config = base / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\n  formatter: json\n"
+        "storage:\n  filesystem:\n    rootdirectory: " + str(base / "data") + "\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
+    log = base / "registry.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=fh,
+                                stderr=subprocess.STDOUT, env={**os.environ})
+    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
+    _wait_up(reg, (200, 401))
+    return reg
+
+
