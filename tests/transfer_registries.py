@@ -13,11 +13,15 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tooling import free_port
+
+from registry.client import RegistryClient
+from registry.oci import Descriptor, Digest, canonical_bytes, mediatypes
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -121,3 +125,32 @@ def start_docker_registry(base: Path, htpasswd: tuple[str, str] | None = None) -
     return reg
 
 
+# --------------------------------------------------------------------------- client helpers
+
+
+def _reader(data: bytes):  # type: ignore[no-untyped-def]
+    def read_range(start: int, length: int) -> AsyncIterator[bytes]:
+        async def gen() -> AsyncIterator[bytes]:
+            view = data[start:start + length]
+            for i in range(0, len(view), 1 << 16):
+                yield view[i:i + 1 << 16]
+        return gen()
+    return read_range
+
+
+def _desc(data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+    return Descriptor(media_type, Digest.from_bytes(data), len(data))
+
+
+async def _push_image(client: RegistryClient, repo: str, tag: str,
+                      layer: bytes) -> tuple[Descriptor, bytes]:
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    cdesc = _desc(config, mediatypes.OCI_CONFIG)
+    ldesc = _desc(layer, mediatypes.OCI_LAYER_GZIP)
+    for d, data in ((cdesc, config), (ldesc, layer)):
+        await client.push_blob(repo, d, _reader(data))
+    manifest = canonical_bytes({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                                "config": cdesc.to_json(), "layers": [ldesc.to_json()]})
+    await client.put_manifest(repo, tag, mediatypes.OCI_MANIFEST, manifest)
+    return _desc(manifest, mediatypes.OCI_MANIFEST), manifest
