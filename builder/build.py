@@ -350,11 +350,26 @@ class Builder:
         if isinstance(instr, Copy | Add):
             cplan = copy_step.plan_copy(instr, state, self.context, from_states)
             try:
-                return self._cached_or(cplan.key, state, no_cache, lambda: copy_step.execute(
-                    cplan, state, ws=self.ws, context=self.context, step=label))
+                return self._cached_or(cplan.key, state, no_cache,
+                                       lambda: self._copy(cplan, state, label, no_cache))
             finally:
                 cplan.cleanup()
         raise InvalidArgument(f"unsupported instruction {instr.KEYWORD}")
+
+    def _copy(self, cplan: copy_step.CopyPlan, state: State, label: str,
+              no_cache: bool) -> State:
+        """Run a COPY/ADD; a --link layer built before (on any base) is reused as is."""
+        layer_key = cplan.layer_key
+        if layer_key is not None and not no_cache:
+            rec = self.cache.get(layer_key, self.store.content)
+            if rec is not None and rec.layer is not None:
+                return copy_step.with_linked_layer(cplan, state, rec.layer.descriptor,
+                                                   rec.layer.diff_id)
+        new = copy_step.execute(cplan, state, ws=self.ws, context=self.context, step=label)
+        if layer_key is not None and len(new.layers) > len(state.layers):
+            top = new.layers[-1]
+            self.cache.put(layer_key, CacheRecord(CachedLayer(top.descriptor, top.diff_id), {}))
+        return new
 
     def _cached_or(self, key: str, state: State, no_cache: bool,
                    run: Callable[[], State]) -> tuple[State, bool]:

@@ -43,6 +43,7 @@ from builder.steps.fscopy import Ownership, Writer
 from builder.steps.workspace import Workspace
 from dockerfile_grammar.dockerignore import DockerIgnore
 from dockerfile_grammar.instructions import Add, Copy
+from registry.oci import Descriptor
 
 URL_PREFIXES = ("http://", "https://")
 MULTI_SOURCE_ERROR = ("When using COPY with more than one source file, the destination must be "
@@ -60,6 +61,7 @@ class CopyPlan:
     from_state: State | None = None
     fetched: list[tuple[str, Path, int | None]] = field(default_factory=list)  # url, file, mtime
     tmpdir: Path | None = None
+    layer_key: str | None = None  # --link: the parent-independent key of the layer alone
 
     def cleanup(self) -> None:
         if self.tmpdir is not None:
@@ -130,6 +132,7 @@ def plan_copy(instr: Copy | Add, state: State, context: BuildContext | None,
             unpack=getattr(instr, "unpack", None),
             extra={"heredocs": heredocs} if heredocs else None)
         if instr.link:
+            plan.layer_key = plan.key
             plan.key = cachekey.linked_key(state.key, plan.key)
     except BaseException:
         plan.cleanup()
@@ -314,6 +317,12 @@ def execute(plan: CopyPlan, state: State, *, ws: Workspace, context: BuildContex
     return state.advance(plan.key,
                          cfg.with_history(history, empty_layer=False).with_layer(diff_id),
                          state.with_layer(desc, diff_id))
+
+
+def with_linked_layer(plan: CopyPlan, state: State, layer: Descriptor, diff_id: str) -> State:
+    """The state after a --link COPY whose layer was built before (on any base)."""
+    cfg = state.config.with_history(created_by(plan.instr), empty_layer=False)
+    return state.advance(plan.key, cfg.with_layer(diff_id), state.with_layer(layer, diff_id))
 
 
 def created_by(instr: Copy | Add) -> str:

@@ -79,12 +79,15 @@ def test_link_layer_is_reused_when_the_base_changes(strata: Strata, context: Ctx
                                                     tmp_path: Path) -> None:
     text = "FROM busybox\nARG B\nRUN echo $B > /b\nCOPY --link big /big\nRUN cat /big > /seen\n"
     ctx = context(text, {"big": "payload\n"})
-    assert strata.build(ctx, "--build-arg", "B=1").rc == 0
+    assert strata.build(ctx, "--build-arg", "B=1", "-t", "l:0").rc == 0
     res = strata.build(ctx, "--build-arg", "B=2", "-t", "l:1")
     assert res.rc == 0
     tree = strata.files("l:1", tmp_path / "t")
     assert (tree / "seen").read_text() == "payload\n"
     assert (tree / "b").read_text() == "2\n"
+    # the --link layer is the very same blob on both bases
+    layers = [strata.inspect(t)["RootFS"]["Layers"] for t in ("l:0", "l:1")]
+    assert layers[0][2] == layers[1][2] and layers[0][1] != layers[1][1]
 
 
 def _tar_bytes(files: dict[str, bytes]) -> bytes:
