@@ -70,6 +70,7 @@ class BuildOptions:
     snapshotter: str = "auto"
     isolation: str = "auto"
     source_date_epoch: int | None = None
+    insecure_registries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,13 @@ def _located(exc: StrataError, where: str) -> StrataError:
     if not text.startswith(where):
         exc.args = (f"{where}: {text}",)
     return exc
+
+
+def names_registry(ref: str) -> bool:
+    """Does `ref` start with a registry host (`localhost`, or a name with `.` or `:`)?
+    Only such base images are pulled when missing: a bare `busybox` must be local."""
+    first, sep, _ = ref.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
 def check_platform(text: str | None) -> Platform:
@@ -209,13 +217,23 @@ class Builder:
             try:
                 image = self.store.resolve(ref)
             except NotFound:
-                raise NotFound(f"base image {ref!r} not found in the local store "
-                               "(strata load / strata import it first)") from None
+                if not names_registry(ref):
+                    raise NotFound(f"base image {ref!r} not found in the local store "
+                                   "(strata pull / load / import it first)") from None
+                image = self._pull(ref)
             config = self.store.config(image)
             layers = [Layer(Descriptor(r.media_type, Digest.parse(r.blob_digest), r.size),
                             r.diff_id, r.chain_id) for r in self.store.layers(image)]
             out[ref] = (image, config, layers)
         return out
+
+    def _pull(self, ref: str) -> Image:
+        """Pull a base image named with its registry (`host[:port]/name:tag`)."""
+        from builder.transfer import RemoteOptions, pull_image
+
+        self.progress.note(f"pulling {ref}")
+        options = RemoteOptions(insecure=tuple(self.options.insecure_registries))
+        return pull_image(self.store, ref, str(self.platform), options=options, unpack=False)
 
     def _image_state(self, ref: str) -> State:
         image, config, layers = self.images[ref]

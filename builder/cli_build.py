@@ -76,7 +76,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         labels=_pairs(args.label, "--label"), platform=args.platform, no_cache=args.no_cache,
         no_cache_filter=tuple(args.no_cache_filter or ()), secrets=secrets,
         network=args.network, snapshotter=args.snapshotter, isolation=args.isolation,
-        source_date_epoch=source_date_epoch_from_env())
+        source_date_epoch=source_date_epoch_from_env(),
+        insecure_registries=tuple(args.insecure_registry or ()))
     if args.network not in ("default", "none", "host"):
         raise InvalidArgument(f"unsupported --network {args.network!r} (default, none, host)")
     progress = open_progress(args.progress, sys.stderr, quiet=args.quiet)
@@ -146,6 +147,8 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
     p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
+    p.add_argument("--insecure-registry", action="append", metavar="HOST",
+                   help="plain-http registry for pulling missing base images (loopback is)")
     p.set_defaults(func=_cmd_build)
 
     b = sub.add_parser("builder", help="manage the build cache")
