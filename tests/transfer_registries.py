@@ -28,6 +28,19 @@ with warnings.catch_warnings():
     import crypt
 
 _COMBINED = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
+STRATA = str(Path(sys.executable).parent / "strata")
+
+
+def strata(root: Path, *args: str, check: bool = True,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([STRATA, "--root", str(root), *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "STRATA_CONFIG": str(root) + "-cfg",
+                                            **(env or {})})
+    if check:
+        assert proc.returncode == 0, f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
 STRATA_REGISTRY = str(Path(sys.executable).parent / "strata-registry")
 
 

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from transfer_registries import RunningRegistry
-
-STRATA = str(Path(sys.executable).parent / "strata")
-
-
-def strata(root: Path, *args: str, check: bool = True,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([STRATA, "--root", str(root), *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "STRATA_CONFIG": str(root) + "-cfg",
-                                            **(env or {})})
-    if check:
-        assert proc.returncode == 0, f"{args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
+from transfer_registries import RunningRegistry, strata
 
 
 @pytest.fixture
