@@ -121,6 +121,7 @@ def plan_copy(instr: Copy | Add, state: State, context: BuildContext | None,
                 if context is None:
                     raise InvalidArgument(f"{instr.KEYWORD} needs a build context")
                 plan.matches = context.select(local, exclude=instr.exclude)
+                prehash(context, plan.matches)
                 checksum = str(context.checksum_matches(
                     plan.matches, chmod_override=instr.chmod is not None,
                     chown_override=instr.chown is not None))
@@ -138,6 +139,24 @@ def plan_copy(instr: Copy | Add, state: State, context: BuildContext | None,
         plan.cleanup()
         raise
     return plan
+
+
+PREHASH_THREADS = 4
+PREHASH_MIN_BYTES = 8 << 20
+
+
+def prehash(context: BuildContext, matches: list[SourceMatch]) -> None:
+    """Hash the selected files the context index does not know yet on a few threads
+    (hashlib releases the GIL), so the sequential checksum that follows finds them all in
+    the index. Only worth it for a large amount of new content."""
+    files = [e for m in matches for e in m.entries if e.kind.value == "file"]
+    if sum(e.size for e in files) < PREHASH_MIN_BYTES:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=PREHASH_THREADS) as pool:
+        for _ in pool.map(context.file_sha256, files):
+            pass
 
 
 def _sha256(path: Path) -> str:
