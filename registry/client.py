@@ -262,10 +262,16 @@ class RegistryClient:
         return _Token(value, time.monotonic() + max(float(expires_in) - 5, 1.0))
 
     async def _answer_challenge(self, resp: aiohttp.ClientResponse, scope: str,
-                                extra_scopes: list[str]) -> bool:
-        """Set up auth for `scope` after a 401; False when there is nothing new to try."""
+                                extra_scopes: list[str], sent: str | None) -> bool:
+        """Set up auth for `scope` after a 401; False when there is nothing new to try.
+
+        `sent` is the Authorization the refused request carried: when a parallel request has
+        meanwhile obtained something different, that is simply retried."""
         header = resp.headers.get("WWW-Authenticate", "")
         scheme, params = parse_challenge(header)
+        current = self._auth_header(scope)
+        if current is not None and current != sent:
+            return True
         if scheme == "bearer":
             scopes = [s for s in [scope, *extra_scopes] if s]
             if params.get("scope") and params["scope"] not in scopes:
@@ -279,10 +285,13 @@ class RegistryClient:
             return True
         if scheme == "basic":
             creds = self._creds()
-            if creds is None or self._basic is not None:
+            if creds is None:
                 return False
             raw = f"{creds[0]}:{creds[1]}".encode()
-            self._basic = "Basic " + base64.b64encode(raw).decode()
+            basic = "Basic " + base64.b64encode(raw).decode()
+            if basic == sent:
+                return False
+            self._basic = basic
             return True
         return False
 
@@ -314,7 +323,7 @@ class RegistryClient:
                                                 data=data() if data else None,
                                                 allow_redirects=True) as resp:
                     if resp.status == 401 and attempt < 2 and await self._answer_challenge(
-                            resp, scope, extra_scopes or []):
+                            resp, scope, extra_scopes or [], auth):
                         continue
                     if resp.status not in ok_set:
                         raise await _error_from_response(resp, f"{self.registry}: {what}")
