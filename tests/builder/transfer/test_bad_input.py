@@ -108,7 +108,12 @@ async def faulty() -> AsyncIterator[FaultyRegistry]:
     async def ping(request: web.Request) -> web.Response:
         return web.json_response({})
 
+    async def v1_search(request: web.Request) -> web.Response:
+        return web.json_response({"query": request.query["q"], "num_results": 1,
+                                  "results": [{"name": "library/app", "description": "old api"}]})
+
     app.router.add_get("/v2/", ping)
+    app.router.add_get("/v1/search", v1_search)
     app.router.add_route("GET", "/v2/{name:.+}/manifests/{ref}", reg.manifest_handler)
     app.router.add_route("GET", "/v2/{name:.+}/blobs/{digest}", reg.blob_handler)
     runner = web.AppRunner(app)
@@ -194,3 +199,12 @@ async def test_stream_that_keeps_breaking_fails_then_resumes_next_time(
     assert list((root / "ingest").iterdir()) == []
     rc, check = await _strata(root, "system", "check")
     assert rc == 0, check
+
+
+async def test_search_falls_back_to_the_v1_search_api(tmp_path: Path,
+                                                      faulty: FaultyRegistry) -> None:
+    rc, out = await _strata(tmp_path / "s", "search", "--registry", faulty.host,
+                            "--format", "json", "app")
+    assert rc == 0, out
+    body = json.loads(out[out.index("{"):])
+    assert body["api"] == "v1" and body["results"][0]["name"] == "library/app"
