@@ -28,6 +28,9 @@ def _pairs(values: list[str] | None, what: str, *, allow_bare: bool = False) -> 
     return out
 
 
+_TEMP_SECRETS: list[Path] = []  # files made for `--secret env=VAR`, removed after the build
+
+
 def parse_secret(text: str) -> tuple[str, Path]:
     """`id=NAME,src=FILE` (also `source=`, `type=file`; `env=VAR` reads a variable)."""
     import os
@@ -50,6 +53,7 @@ def parse_secret(text: str) -> tuple[str, Path]:
         fd, name = tempfile.mkstemp(prefix="strata-secret-")
         os.write(fd, env_value.encode())
         os.close(fd)
+        _TEMP_SECRETS.append(Path(name))
         return sid, Path(name)
     if src is None:
         raise InvalidArgument(f"invalid --secret {text!r}: missing src=")
@@ -86,6 +90,9 @@ def _cmd_build(args: argparse.Namespace) -> int:
     except BaseException:
         progress.close(None)
         raise
+    finally:
+        while _TEMP_SECRETS:
+            _TEMP_SECRETS.pop().unlink(missing_ok=True)
     if args.iidfile:
         Path(args.iidfile).write_text(result.image_id)
     if args.quiet:

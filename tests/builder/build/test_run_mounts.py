@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from build_util import Strata, blob_texts
 
 Ctx = Callable[..., Path]
@@ -106,3 +107,20 @@ def test_cache_mount_keyed_by_its_target_persists_too(strata: Strata, context: C
     assert strata.build(context(text), "--build-arg", "N=1").rc == 0
     assert strata.build(context(text), "--build-arg", "N=2", "-t", "ct:1").rc == 0
     assert (strata.files("ct:1", tmp_path / "t") / "out").read_text() == "1\n2\n"
+
+
+def test_secret_from_an_environment_variable_leaves_no_file_behind(
+        strata: Strata, context: Ctx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import glob
+    import tempfile
+
+    monkeypatch.setenv("MY_TOKEN", "ENV-SECRET-9")
+    ctx = context("FROM busybox\nRUN --mount=type=secret,id=tok "
+                  "md5sum /run/secrets/tok | cut -d' ' -f1 > /sum\n")
+    before = set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*"))
+    res = strata.build(ctx, "-t", "se:1", "--secret", "id=tok,env=MY_TOKEN")
+    assert res.rc == 0, res.err
+    import hashlib
+    sums = (strata.files("se:1", tmp_path / "t") / "sum").read_text()
+    assert sums == hashlib.md5(b"ENV-SECRET-9").hexdigest() + "\n"
+    assert set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*")) == before
