@@ -56,7 +56,7 @@ from registry.oci.manifest import MAX_MANIFEST_BYTES
 
 CHUNK = 1 << 20
 MONOLITHIC_LIMIT = 8 << 20  # blobs up to this size go in one PUT
-UPLOAD_CHUNK = 64 << 20  # larger blobs go in PATCH chunks of this size, each retried
+UPLOAD_CHUNK = 1 << 30  # larger blobs stream in PATCHes of up to this size, each resumed
 MANIFEST_ACCEPT = ", ".join((mediatypes.OCI_INDEX, mediatypes.OCI_MANIFEST,
                              mediatypes.DOCKER_MANIFEST_LIST, mediatypes.DOCKER_MANIFEST))
 DOCKER_HUB_API = "registry-1.docker.io"
