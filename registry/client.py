@@ -43,6 +43,7 @@ from registry.oci import (
     error_for_code,
     mediatypes,
 )
+from registry.oci import errors as oci_errors
 from registry.oci.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -496,14 +497,24 @@ class RegistryClient:
         query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
         return urlunsplit(parts._replace(query=urlencode(query)))
 
-    async def _upload_offset(self, repository: str, location: str) -> tuple[str, int]:
-        """GET the upload status: (location, next offset)."""
-        async with self._request("GET", location, scope=f"repository:{repository}:pull,push",
-                                 ok=(204, 200), what="upload status") as resp:
-            rng = resp.headers.get("Range", "")
-            new_location = resp.headers.get("Location", location)
+    async def _resume_point(self, repository: str, location: str) -> tuple[str, int]:
+        """Where to continue after a failed PATCH: (location, offset) from the upload status.
+
+        `Range: 0-0` means either nothing or one byte (distribution's ambiguity): a fresh
+        session from 0 is the safe answer, as is any session the registry forgot."""
+        try:
+            async with self._request("GET", location,
+                                     scope=f"repository:{repository}:pull,push",
+                                     ok=(204, 200), what="upload status") as resp:
+                rng = resp.headers.get("Range", "")
+                new_location = resp.headers.get("Location", location)
+        except (TransportError, oci_errors.BlobUploadUnknown, NameUnknown):
+            return await self.start_upload(repository), 0
         m = re.fullmatch(r"(?:bytes=)?0-(\d+)", rng.strip())
-        return new_location, int(m.group(1)) + 1 if m else 0
+        end = int(m.group(1)) if m else 0
+        if end == 0:
+            return await self.start_upload(repository), 0
+        return new_location, end + 1
 
     async def push_blob(self, repository: str, desc: Descriptor,
                         read_range: Callable[[int, int], AsyncIterator[bytes]], *,
@@ -556,10 +567,11 @@ class RegistryClient:
                     on_bytes(length)
             except (TransportError, RegistryError) as exc:
                 failures += 1
-                if failures > retries or not isinstance(exc, TransportError | UnknownError):
+                if failures > retries or not isinstance(
+                        exc, TransportError | UnknownError | oci_errors.RangeInvalid):
                     raise
                 await asyncio.sleep(0.2 * failures)
-                loc, offset = await self._upload_offset(repository, loc)
+                loc, offset = await self._resume_point(repository, loc)
         async with self._request("PUT", self._with_query(loc, digest=str(desc.digest)),
                                  scope=scope, headers={"Content-Length": "0"},
                                  ok=(201, 204), what=what):

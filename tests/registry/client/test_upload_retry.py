@@ -1,0 +1,76 @@
+"""A large upload whose PATCH breaks mid-body is resumed from the registry's upload status.
+
+The breaker is a real HTTP peer (aiohttp on loopback) in front of a real strata-registry: it
+forwards everything, except that the first PATCH is cut after 1 MB of its body."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from tooling import free_port
+from transfer_registries import RunningRegistry, _desc, _reader
+
+from registry import client as client_mod
+from registry.client import RegistryClient
+from registry.oci import Digest
+
+
+class Breaker:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.cut = 0
+        self.seen: list[str] = []
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request.method)
+        if request.method == "PATCH" and self.cut == 0:
+            self.cut += 1
+            await request.content.readexactly(1_000_000)
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "transfer-encoding")}
+        async with aiohttp.ClientSession(auto_decompress=False) as session, \
+                session.request(request.method, self.upstream + request.path_qs,
+                                data=body or None, headers=headers,
+                                allow_redirects=False) as resp:
+            payload = await resp.read()
+            out = web.Response(status=resp.status,
+                               body=payload if request.method != "HEAD" else None)
+            for k, v in resp.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "date", "server"):
+                    out.headers[k] = v
+            if request.method == "HEAD" and "Content-Length" in resp.headers:
+                out.headers["Content-Length"] = resp.headers["Content-Length"]
+            return out
+
+
+@pytest.fixture
+async def breaker(strata_registry: RunningRegistry) -> AsyncIterator[Breaker]:
+    b = Breaker(strata_registry.url)
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_route("*", "/v2/{tail:.*}", b.forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", b.port).start()
+    yield b
+    await runner.cleanup()
+
+
+async def test_broken_patch_is_retried_from_the_upload_status(
+        breaker: Breaker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_mod, "MONOLITHIC_LIMIT", 1 << 20)
+    layer = os.urandom(5_000_000)
+    async with RegistryClient(f"127.0.0.1:{breaker.port}") as client:
+        await client.push_blob("retry/me", _desc(layer), _reader(layer))
+        assert await client.blob_exists("retry/me", Digest.from_bytes(layer)) == len(layer)
+    assert breaker.cut == 1
+    assert breaker.seen.count("PATCH") == 2, breaker.seen
+    assert "GET" in breaker.seen[breaker.seen.index("PATCH"):]
