@@ -49,7 +49,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
     with ImageStore(Path(args.root)) as store:
         digest, _stats = push_image(store, args.reference, args.source, options=_options(args),
-                                    progress=_progress(args))
+                                    progress=_progress(args), media_types=args.media_types)
     print(digest)
     return 0
 
@@ -149,6 +149,9 @@ def register(sub: Any) -> None:
     p.add_argument("reference", metavar="REF", help="HOST/NAME[:TAG] (tag the image first)")
     p.add_argument("source", nargs="?", metavar="IMAGE",
                    help="local image to push under REF (default: REF itself)")
+    p.add_argument("--media-types", choices=["oci", "docker"],
+                   help="rewrite the manifest to OCI or Docker schema2 media types before "
+                   "pushing (default: as stored; strata's own images are OCI)")
     _remote_flags(p)
     _progress_flags(p)
     p.set_defaults(func=_cmd_push)

@@ -38,7 +38,7 @@ from builder.errors import (
     StrataError,
     Unavailable,
 )
-from builder.images import Image, ImageStore, normalize_name
+from builder.images import Image, ImageStore, convert_manifest, normalize_name
 from builder.transfer_progress import QuietProgress, TransferProgress
 from registry.client import (
     CredentialLookup,
@@ -55,6 +55,7 @@ from registry.oci import (
     Platform,
     Reference,
     RegistryError,
+    canonical_bytes,
     parse_manifest,
     parse_reference,
 )
@@ -328,11 +329,13 @@ async def _pull_blobs(store: ImageStore, ref: Reference, wanted: Platform | None
         for blob in manifest.layers:
             progress.update(labels[blob.digest], "Waiting", 0, blob.size)
         moved = [0]
+        hidden = QuietProgress(progress.stream)  # docker shows layers only, not the config
 
         def job(blob: Descriptor) -> Callable[[], Awaitable[None]]:
             async def run() -> None:
+                view = progress if blob is not manifest.config else hidden
                 moved[0] += await _download(client, store.content, ref.repository, blob,
-                                            progress, labels[blob.digest])
+                                            view, labels[blob.digest])
             return run
 
         blobs = [manifest.config, *manifest.layers]
@@ -453,9 +456,12 @@ async def _push(store: ImageStore, ref: Reference, manifest_desc: Descriptor, da
 
 def push_image(store: ImageStore, ref: str, source: str | None = None, *,
                options: RemoteOptions | None = None,
-               progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
+               progress: TransferProgress | None = None,
+               media_types: str | None = None) -> tuple[Digest, PushStats]:
     """Push the local image `source` (default: `ref` itself) to `ref`; the manifest last.
 
+    The manifest goes as stored (images strata builds and imports are OCI), so its digest is
+    the local one; `media_types="oci"|"docker"` rewrites it first (same blobs, new digest).
     Returns the pushed manifest digest and what happened to each blob."""
     options = options or RemoteOptions()
     view = progress or QuietProgress(sys.stderr)
@@ -467,18 +473,23 @@ def push_image(store: ImageStore, ref: str, source: str | None = None, *,
         image = store.resolve(source or ref)
         data = store.manifest_bytes(image)
         manifest = store.manifest(image)
+        manifest_desc = image.manifest
+        if media_types is not None:
+            manifest = convert_manifest(manifest, media_types)
+            data = canonical_bytes(manifest.to_json())
+            manifest_desc = Descriptor(manifest.media_type, Digest.from_bytes(data), len(data))
         for blob in manifest.blobs():
             if not store.content.exists(blob.digest):
                 raise NotFound(f"{source or ref}: blob {blob.digest} is not in the store "
                                "(the image is incomplete)")
         sources = known_sources(store, parsed.registry)
-        stats = _run(_push(store, parsed, image.manifest, data, manifest, sources,
+        stats = _run(_push(store, parsed, manifest_desc, data, manifest, sources,
                            options, view))
         record_sources(store, parsed.registry, parsed.repository,
-                       [image.manifest.digest, *(b.digest for b in manifest.blobs())])
+                       [manifest_desc.digest, *(b.digest for b in manifest.blobs())])
     view.close()
-    view.note(f"{parsed.tag}: digest: {image.manifest.digest} size: {len(data)}")
-    return image.manifest.digest, stats
+    view.note(f"{parsed.tag}: digest: {manifest_desc.digest} size: {len(data)}")
+    return manifest_desc.digest, stats
 
 
 # ----------------------------------------------------------------------------- search, login

@@ -74,7 +74,7 @@ def test_pull_skips_layers_already_in_the_store(tmp_path: Path, local_image: Pat
     strata(local_image, "push", ref)
     before = len(strata_registry.requests())
     out = strata(local_image, "pull", "--progress", "plain", ref)
-    assert out.stderr.count("Already exists") == 2
+    assert out.stderr.count("Already exists") == 1  # the layer (the config is not listed)
     gets = [r for r in strata_registry.requests()[before:] if "/blobs/" in r[1]]
     assert gets == []
 
@@ -110,3 +110,21 @@ def test_pull_of_an_image_pushed_by_docker(tmp_path: Path, busybox_rootfs_tar: P
     layers = strata(root, "unpack", ref).stdout.split()
     assert Path(layers[-1], "bin", "busybox").exists()
     strata(root, "system", "check")
+
+
+def test_push_with_docker_media_types_rewrites_the_manifest(
+        tmp_path: Path, local_image: Path, strata_registry: RunningRegistry) -> None:
+    ref = f"{strata_registry.host}/converted:1"
+    strata(local_image, "tag", "base:1", ref)
+    local = json.loads(strata(local_image, "inspect", ref).stdout)[0]
+    assert local["Descriptor"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    digest = strata(local_image, "push", "--media-types", "docker", ref).stdout.strip()
+    assert digest != local["Descriptor"]["digest"]
+    root = tmp_path / "pulled"
+    out = strata(root, "pull", "--progress", "plain", ref)
+    assert out.stderr.count("Pull complete") == 1  # the layer; the config is not listed
+    pulled = json.loads(strata(root, "inspect", ref).stdout)[0]
+    assert pulled["Descriptor"] == {**pulled["Descriptor"], "digest": digest,
+                                    "mediaType": "application/vnd.docker.distribution."
+                                                 "manifest.v2+json"}
+    assert pulled["Id"] == local["Id"]
