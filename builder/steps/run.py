@@ -306,6 +306,10 @@ def _bind_mount(spec: MountSpec, key: cachekey.BindMountKey, ws: Workspace,
         host = resolve_in_root(root, key.source)
         if not host.exists():
             raise NotFound(f"RUN --mount source {key.source!r} not found")
+        if not spec.from_ and context is not None and host.is_dir() and context.ignore.patterns:
+            filtered = _filtered_copy(context, key.source, stack)
+            if filtered is not None:
+                host = filtered
         if key.readwrite:
             # writes are discarded: bind a throwaway copy
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bind-rw-")))
@@ -316,6 +320,24 @@ def _bind_mount(spec: MountSpec, key: cachekey.BindMountKey, ws: Workspace,
                 shutil.copy2(host, copy)
             host = copy
         yield Mount("bind", str(host), key.target, ("rbind", "rw" if key.readwrite else "ro"))
+
+
+def _filtered_copy(context: BuildContext, source: str,
+                   stack: contextlib.ExitStack) -> Path | None:
+    """A context directory as BuildKit binds it: what survives .dockerignore. None when
+    nothing under it is ignored (the directory itself is bound then)."""
+    from builder.steps.fscopy import Ownership, Writer
+
+    [match] = context.select([source])
+    host = Path(match.entry.hostpath)
+    total = sum(len(dirs) + len(files) for _, dirs, files in os.walk(host))
+    if total == len(match.entries) - 1:
+        return None
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bind-ctx-")))
+    writer = Writer(tmp, Ownership(keep_owner=True))
+    writer.copy_tree(match.entries, match.entry, "/src")
+    writer.finish_dirs()
+    return tmp / "src"
 
 
 def execute(run: Run, state: State, key: str, env: Mapping[str, str],

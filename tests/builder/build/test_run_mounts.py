@@ -124,3 +124,12 @@ def test_secret_from_an_environment_variable_leaves_no_file_behind(
     sums = (strata.files("se:1", tmp_path / "t") / "sum").read_text()
     assert sums == hashlib.md5(b"ENV-SECRET-9").hexdigest() + "\n"
     assert set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*")) == before
+
+
+def test_bind_mount_of_the_context_hides_dockerignored_files(strata: Strata, context: Ctx,
+                                                             tmp_path: Path) -> None:
+    ctx = context("FROM busybox\nRUN --mount=type=bind,target=/ctx ls -A /ctx > /listing\n",
+                  {".dockerignore": "secret.env\n", "secret.env": "x", "app.py": "y"})
+    assert strata.build(ctx, "-t", "ig:1").rc == 0
+    listing = (strata.files("ig:1", tmp_path / "t") / "listing").read_text().split()
+    assert "app.py" in listing and "secret.env" not in listing
