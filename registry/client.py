@@ -180,11 +180,14 @@ class RegistryClient:
 
     def __init__(self, registry: str, *, credentials: CredentialLookup | None = None,
                  insecure: bool | Iterable[str] = False, ca_cert: str | None = None,
-                 timeout: float = 300.0) -> None:
+                 timeout: float = 300.0, scheme: str | None = None) -> None:
+        """`scheme` ("http"/"https") overrides the choice (e.g. https to a loopback host)."""
         self.registry = registry
         self.host = api_host(registry)
         plain = is_loopback(self.host) or (insecure if isinstance(insecure, bool)
                                            else registry in set(insecure))
+        if scheme is not None:
+            plain = scheme == "http"
         self.base_url = f"{'http' if plain else 'https'}://{self.host}"
         self._credentials = credentials
         self._ssl: ssl.SSLContext | bool = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -85,13 +86,15 @@ class RunningRegistry:
             self.proc.wait()
 
 
-def _wait_up(reg: RunningRegistry, ok_status: tuple[int, ...] = (200,)) -> None:
+def _wait_up(reg: RunningRegistry, ok_status: tuple[int, ...] = (200,), scheme: str = "http",
+             cafile: str | None = None) -> None:
+    ctx = ssl.create_default_context(cafile=cafile) if scheme == "https" else None
     deadline = time.monotonic() + 30
     while True:
         if reg.proc.poll() is not None:
             raise AssertionError(f"registry exited: {reg.log.read_text()}")
         try:
-            with urllib.request.urlopen(reg.url + "/v2/", timeout=1):
+            with urllib.request.urlopen(f"{scheme}://{reg.host}/v2/", timeout=1, context=ctx):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in ok_status:
