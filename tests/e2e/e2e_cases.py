@@ -368,6 +368,16 @@ COPY *.nomatch /x/
 COPY a.txt *.nomatch /y/
 """, context={"a.txt": File("a\n")}),
 
+    Case("bind-mount-context-and-secret", f"""\
+FROM {BASE}
+RUN --mount=type=bind,target=/ctx cd /ctx && find . | sort > /listing.txt
+RUN --mount=type=bind,source=dir,target=/d,rw touch /d/scratch-write && ls /d > /d-listing.txt
+RUN --mount=type=secret,id=token cat /run/secrets/token > /secret-copy.txt
+RUN --mount=type=secret,id=token,target=/opt/tok wc -c < /opt/tok > /secret-size.txt
+""", context=COMMON_CONTEXT, secrets={"token": "s3cr3t-value\n"},
+        runs=(Run(("cat", "/secret-copy.txt"), "s3cr3t-value"),),
+        mount_stubs=("ctx", "d", "run/secrets", "run", "opt/tok", "opt")),
+
     Case("custom-dockerfile-name", f"""\
 FROM {BASE}
 COPY a.txt /from-custom-file

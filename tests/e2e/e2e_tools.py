@@ -85,6 +85,7 @@ class Case:
     # Empty RUN --mount target dirs that docker 20.10 (BuildKit 0.8) leaves in the layer and
     # BuildKit >= 0.9 removes (executor/stubs.go): strata must follow current BuildKit.
     mount_stubs: tuple[str, ...] = ()
+    secrets: Mapping[str, str] = field(default_factory=dict)  # id -> content, via --secret
 
     def __str__(self) -> str:
         return self.name
@@ -143,6 +144,10 @@ def _build_flags(case: Case, context: Path) -> list[str]:
         flags += ["--build-arg", f"{key}={value}"]
     if case.target:
         flags += ["--target", case.target]
+    for secret_id in sorted(case.secrets):
+        path = context.parent / f"secret-{secret_id}"
+        path.write_text(case.secrets[secret_id])
+        flags += ["--secret", f"id={secret_id},src={path}"]
     return flags
 
 

@@ -113,8 +113,10 @@ def test_image_config_matches_docker(parity: ParityBuilds, case: Case) -> None:
 def test_file_tree_matches_docker(parity: ParityBuilds, case: Case) -> None:
     ours, theirs = parity.get(case).images()
     docker_tree = dict(theirs.tree)
+    for stub in case.mount_stubs:  # docker 20.10 may leave each (and its created parents)
+        entry = docker_tree.pop(stub, None)
+        assert entry is None or entry.kind in ("dir", "file"), stub
     for stub in case.mount_stubs:
-        assert docker_tree.pop(stub).kind == "dir"
         assert not any(p.startswith(stub + "/") for p in docker_tree), stub
         assert stub not in ours.tree, f"RUN --mount stub /{stub} left in the layer"
     diffs = tree_differences(ours.tree, docker_tree)
