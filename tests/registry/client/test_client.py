@@ -136,3 +136,22 @@ async def test_basic_auth_against_distribution_htpasswd(
         await _push_image(client, "private/app", "v1", os.urandom(1000))
         desc, _ = await client.resolve("private/app", "v1")
         assert desc.media_type == mediatypes.OCI_MANIFEST
+
+
+async def test_referrers_list_manifests_with_a_subject(strata_registry: RunningRegistry) -> None:
+    async with RegistryClient(strata_registry.host) as client:
+        subject, _ = await _push_image(client, "signed/app", "v1", os.urandom(1000))
+        empty = mediatypes.EMPTY_JSON
+        await client.push_blob("signed/app", _desc(empty, mediatypes.OCI_EMPTY), _reader(empty))
+        sig = canonical_bytes({
+            "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+            "artifactType": "application/vnd.example.signature",
+            "config": _desc(empty, mediatypes.OCI_EMPTY).to_json(), "layers": [
+                _desc(empty, mediatypes.OCI_EMPTY).to_json()],
+            "subject": subject.to_json()})
+        sig_digest = await client.put_manifest("signed/app", str(Digest.from_bytes(sig)),
+                                               mediatypes.OCI_MANIFEST, sig)
+        found = await client.referrers("signed/app", subject.digest)
+        assert [d.digest for d in found] == [sig_digest]
+        assert found[0].artifact_type == "application/vnd.example.signature"
+        assert await client.referrers("signed/app", subject.digest, "other/type") == []
