@@ -378,6 +378,17 @@ RUN --mount=type=secret,id=token,target=/opt/tok wc -c < /opt/tok > /secret-size
         runs=(Run(("cat", "/secret-copy.txt"), "s3cr3t-value"),),
         mount_stubs=("ctx", "d", "run/secrets", "run", "opt/tok", "opt")),
 
+    Case("build-arg-in-from", """\
+ARG BASE=nonexistent-image:1
+FROM --platform=$BUILDPLATFORM ${BASE} AS base
+ARG FLAVOR=plain
+ARG TARGETPLATFORM
+RUN echo "$FLAVOR $TARGETPLATFORM" > /flavor
+FROM base
+RUN cat /flavor > /copied-flavor && echo "[$FLAVOR]" > /child-sees-arg
+""", build_args={"BASE": BASE, "FLAVOR": "spicy"},
+        runs=(Run(("cat", "/copied-flavor"), "spicy linux/amd64"),)),
+
     Case("custom-dockerfile-name", f"""\
 FROM {BASE}
 COPY a.txt /from-custom-file
