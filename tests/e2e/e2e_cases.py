@@ -389,6 +389,18 @@ RUN cat /flavor > /copied-flavor && echo "[$FLAVOR]" > /child-sees-arg
 """, build_args={"BASE": BASE, "FLAVOR": "spicy"},
         runs=(Run(("cat", "/copied-flavor"), "spicy linux/amd64"),)),
 
+    Case("special-files", f"""\
+FROM {BASE}
+RUN mknod /chardev c 1 3 && mknod /blockdev b 7 9 && chmod 0600 /blockdev \
+ && mkdir -m 2775 /setgid-dir && touch /setgid-dir/f && chown 65534:65534 /setgid-dir/f \
+ && touch /no-perms && chmod 0000 /no-perms && ln -s /does/not/exist /dangling \
+ && mkdir -p /a/b && echo x > /a/b/orig && ln /a/b/orig /hard-elsewhere \
+ && touch /empty && mkdir /locked && chmod 0000 /locked \
+ && touch "/$(printf 'n%.0s' $(seq 1 150))" \
+ && d="/deep/$(printf 'dddddddddd/%.0s' $(seq 1 25))" && mkdir -p "$d" && echo deep > "${{d}}end"
+RUN rm /a/b/orig && echo replaced > /a/b/orig
+""", runs=(Run(("cat", "/hard-elsewhere", "/a/b/orig"), "x\nreplaced"),)),
+
     Case("custom-dockerfile-name", f"""\
 FROM {BASE}
 COPY a.txt /from-custom-file
