@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import sys
 import tarfile
 from collections.abc import AsyncIterator
@@ -89,6 +90,13 @@ class FaultyRegistry:
         resp = web.StreamResponse(status=206 if start else 200)
         resp.content_length = len(data) - start
         await resp.prepare(request)
+        if self.mode == "stall":  # a first megabyte, then nothing until the client gives up
+            await resp.write(data[start:start + 1_000_000])
+            while self.mode == "stall":
+                await asyncio.sleep(0.05)
+            assert request.transport is not None
+            request.transport.close()
+            return resp
         cut = self.mode == "truncate-always" or (self.mode == "truncate-once"
                                                  and self.layer_gets == 1)
         if cut:
@@ -208,3 +216,27 @@ async def test_search_falls_back_to_the_v1_search_api(tmp_path: Path,
     assert rc == 0, out
     body = json.loads(out[out.index("{"):])
     assert body["api"] == "v1" and body["results"][0]["name"] == "library/app"
+
+
+async def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(
+        tmp_path: Path, faulty: FaultyRegistry) -> None:
+    faulty.mode = "stall"
+    root = tmp_path / "s"
+    proc = await asyncio.create_subprocess_exec(
+        STRATA, "--root", str(root), "pull", f"{faulty.host}/app:1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    data = root / "ingest" / f"pull-sha256-{_sha(faulty.layer)[7:]}" / "data"
+    for _ in range(200):
+        if data.exists() and data.stat().st_size >= 1_000_000:
+            break
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err
+    assert data.stat().st_size == 1_000_000
+    faulty.mode = "ok"
+    rc, out = await _strata(root, "pull", f"{faulty.host}/app:1")
+    assert rc == 0, out
+    assert faulty.ranges == ["bytes=1000000-"]
+    rc, out = await _strata(root, "system", "check")
+    assert rc == 0, out
