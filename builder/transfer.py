@@ -334,8 +334,9 @@ async def _pull_blobs(store: ImageStore, ref: Reference, wanted: Platform | None
         def job(blob: Descriptor) -> Callable[[], Awaitable[None]]:
             async def run() -> None:
                 view = progress if blob is not manifest.config else hidden
-                moved[0] += await _download(client, store.content, ref.repository, blob,
-                                            view, labels[blob.digest])
+                n = await _download(client, store.content, ref.repository, blob, view,
+                                    labels[blob.digest])
+                moved[0] += n  # not `moved[0] += await ...`: that reads before awaiting
             return run
 
         blobs = [manifest.config, *manifest.layers]
@@ -353,6 +354,20 @@ def pull_image(store: ImageStore, ref: str, platform: Platform | str | None = No
     image or platform), Unavailable (registry unreachable), AccessDenied, DigestMismatch,
     InvalidArgument (bad reference or manifest).
     """
+    return pull(store, ref, platform, options=options, progress=progress, unpack=unpack).image
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    image: Image
+    manifest: Descriptor
+    bytes_downloaded: int  # manifest bytes plus blob bytes that crossed the wire
+
+
+def pull(store: ImageStore, ref: str, platform: Platform | str | None = None, *,
+         options: RemoteOptions | None = None, progress: TransferProgress | None = None,
+         unpack: bool = True) -> Pulled:
+    """`pull_image`, also reporting the manifest descriptor and the bytes downloaded."""
     options = options or RemoteOptions()
     view = progress or QuietProgress(sys.stderr)
     parsed = parse_remote(ref)
@@ -375,7 +390,7 @@ def pull_image(store: ImageStore, ref: str, platform: Platform | str | None = No
     view.close()
     view.note(f"Digest: {result.manifest.digest}")
     view.note(f"Downloaded {result.bytes_downloaded} bytes for {parsed}")
-    return image
+    return Pulled(image, result.manifest, result.bytes_downloaded)
 
 
 # ----------------------------------------------------------------------------- push
@@ -454,6 +469,42 @@ async def _push(store: ImageStore, ref: Reference, manifest_desc: Descriptor, da
     return stats
 
 
+def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
+                  options: RemoteOptions | None = None,
+                  progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
+    """Push an image manifest given as bytes (an image, or an OCI artifact such as a build
+    cache manifest) with the blobs it names, all read from `store`; the manifest goes last.
+
+    Blobs the repository has are skipped, blobs known elsewhere on the registry mounted."""
+    options = options or RemoteOptions()
+    view = progress or QuietProgress(sys.stderr)
+    parsed = parse_remote(ref)
+    if parsed.digest is not None:
+        raise InvalidArgument(f"cannot push to a digest reference: {ref}")
+    assert parsed.registry is not None
+    try:
+        manifest = parse_manifest(data, media_type)
+    except RegistryError as exc:
+        raise InvalidArgument(f"{ref}: {exc}") from None
+    if not isinstance(manifest, ImageManifest):
+        raise InvalidArgument(f"{ref}: only image manifests can be pushed this way")
+    manifest_desc = Descriptor(manifest.media_type, Digest.from_bytes(data), len(data))
+    with store.gc_guard():
+        for blob in (manifest.config, *manifest.layers):
+            if not store.content.exists(blob.digest):
+                raise NotFound(f"{ref}: blob {blob.digest} is not in the store "
+                               "(the image is incomplete)")
+        sources = known_sources(store, parsed.registry)
+        stats = _run(_push(store, parsed, manifest_desc, data, manifest, sources,
+                           options, view))
+        record_sources(store, parsed.registry, parsed.repository,
+                       [manifest_desc.digest, manifest.config.digest,
+                        *(b.digest for b in manifest.layers)])
+    view.close()
+    view.note(f"{parsed.tag}: digest: {manifest_desc.digest} size: {len(data)}")
+    return manifest_desc.digest, stats
+
+
 def push_image(store: ImageStore, ref: str, source: str | None = None, *,
                options: RemoteOptions | None = None,
                progress: TransferProgress | None = None,
@@ -463,33 +514,45 @@ def push_image(store: ImageStore, ref: str, source: str | None = None, *,
     The manifest goes as stored (images strata builds and imports are OCI), so its digest is
     the local one; `media_types="oci"|"docker"` rewrites it first (same blobs, new digest).
     Returns the pushed manifest digest and what happened to each blob."""
+    image = store.resolve(source or ref)
+    data = store.manifest_bytes(image)
+    media_type = image.manifest.media_type
+    if media_types is not None:
+        manifest = convert_manifest(store.manifest(image), media_types)
+        data = canonical_bytes(manifest.to_json())
+        media_type = manifest.media_type
+    return push_manifest(store, ref, data, media_type, options=options, progress=progress)
+
+
+def fetch_blobs(store: ImageStore, ref: str, blobs: Iterable[Descriptor], *,
+                options: RemoteOptions | None = None,
+                progress: TransferProgress | None = None) -> int:
+    """Download the blobs the store lacks from `ref`'s repository (verified, resumable,
+    parallel); returns the bytes moved. For lazy imports: hold `store.gc_guard()` (and lease
+    the blobs) if they must survive a concurrent prune before something references them."""
     options = options or RemoteOptions()
     view = progress or QuietProgress(sys.stderr)
     parsed = parse_remote(ref)
-    if parsed.digest is not None:
-        raise InvalidArgument(f"cannot push to a digest reference: {ref}")
     assert parsed.registry is not None
+    wanted = list(blobs)
+
+    async def go() -> int:
+        moved = [0]
+        async with options.client(parsed.registry or "") as client:
+            def job(blob: Descriptor) -> Callable[[], Awaitable[None]]:
+                async def run() -> None:
+                    n = await _download(client, store.content, parsed.repository, blob, view,
+                                        short(blob.digest))
+                    moved[0] += n
+                return run
+            await _gather_limited((job(b) for b in wanted), options.concurrency)
+        return moved[0]
+
     with store.gc_guard():
-        image = store.resolve(source or ref)
-        data = store.manifest_bytes(image)
-        manifest = store.manifest(image)
-        manifest_desc = image.manifest
-        if media_types is not None:
-            manifest = convert_manifest(manifest, media_types)
-            data = canonical_bytes(manifest.to_json())
-            manifest_desc = Descriptor(manifest.media_type, Digest.from_bytes(data), len(data))
-        for blob in manifest.blobs():
-            if not store.content.exists(blob.digest):
-                raise NotFound(f"{source or ref}: blob {blob.digest} is not in the store "
-                               "(the image is incomplete)")
-        sources = known_sources(store, parsed.registry)
-        stats = _run(_push(store, parsed, manifest_desc, data, manifest, sources,
-                           options, view))
-        record_sources(store, parsed.registry, parsed.repository,
-                       [manifest_desc.digest, *(b.digest for b in manifest.blobs())])
+        moved = _run(go())
+    record_sources(store, parsed.registry, parsed.repository, [b.digest for b in wanted])
     view.close()
-    view.note(f"{parsed.tag}: digest: {manifest_desc.digest} size: {len(data)}")
-    return manifest_desc.digest, stats
+    return moved
 
 
 # ----------------------------------------------------------------------------- search, login
