@@ -4,9 +4,12 @@ htpasswd Basic auth (bcrypt through the crypt module, no apache2-utils needed)."
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import re
+import secrets
 import ssl
 import subprocess
 import sys
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from aiohttp import web
 from tooling import free_port
 
 from registry.client import RegistryClient
@@ -170,3 +175,83 @@ async def _push_image(client: RegistryClient, repo: str, tag: str,
                                 "config": cdesc.to_json(), "layers": [ldesc.to_json()]})
     await client.put_manifest(repo, tag, mediatypes.OCI_MANIFEST, manifest)
     return _desc(manifest, mediatypes.OCI_MANIFEST), manifest
+
+
+# --------------------------------------------------------------------------- token service
+
+
+TOKEN_USER, TOKEN_PASSWORD = "bob", "hunter2"
+
+
+class TokenGate:
+    """Token endpoint `/token` plus a gate in front of the upstream registry's /v2/."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.tokens: dict[str, set[str]] = {}  # token -> granted scopes
+        self.token_requests: list[list[str]] = []
+        self.port = free_port()
+
+    async def token(self, request: web.Request) -> web.Response:
+        scopes = request.query.getall("scope", [])
+        self.token_requests.append(scopes)
+        auth = request.headers.get("Authorization", "")
+        expected = "Basic " + base64.b64encode(f"{TOKEN_USER}:{TOKEN_PASSWORD}".encode()).decode()
+        if auth != expected:
+            return web.json_response({"details": "bad credentials"}, status=401)
+        token = secrets.token_hex(8)
+        self.tokens[token] = set(scopes)
+        return web.json_response({"token": token, "expires_in": 300})
+
+    def _needed_scope(self, request: web.Request) -> str:
+        path = request.path.removeprefix("/v2/")
+        for marker in ("/blobs/", "/manifests/", "/tags/"):
+            if marker in path:
+                name = path.split(marker)[0]
+                action = "pull" if request.method in ("GET", "HEAD") else "pull,push"
+                return f"repository:{name}:{action}"
+        return ""
+
+    async def gate(self, request: web.Request) -> web.StreamResponse:
+        scope = self._needed_scope(request)
+        auth = request.headers.get("Authorization", "")
+        granted = self.tokens.get(auth.removeprefix("Bearer "), None)
+        if not auth.startswith("Bearer ") or granted is None or (scope and scope not in granted):
+            challenge = (f'Bearer realm="http://127.0.0.1:{self.port}/token",'
+                         f'service="gate"' + (f',scope="{scope}"' if scope else ""))
+            return web.json_response(
+                {"errors": [{"code": "UNAUTHORIZED", "message": "token required"}]},
+                status=401, headers={"WWW-Authenticate": challenge})
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "authorization", "content-length")}
+        async with aiohttp.ClientSession(auto_decompress=False) as session, \
+                session.request(request.method, self.upstream + request.path_qs,
+                                data=body or None, headers=headers,
+                                allow_redirects=False) as resp:
+            payload = await resp.read()
+            out = web.Response(status=resp.status, body=payload if request.method != "HEAD"
+                               else None)
+            for k, v in resp.headers.items():
+                if k.lower() not in ("content-length", "transfer-encoding", "date",
+                                     "server", "content-encoding"):
+                    out.headers[k] = v
+            if request.method == "HEAD" and "Content-Length" in resp.headers:
+                out.headers["Content-Length"] = resp.headers["Content-Length"]
+            return out
+
+
+@contextlib.asynccontextmanager
+async def running_gate(upstream: str) -> AsyncIterator[TokenGate]:
+    """A TokenGate serving on loopback in the running event loop."""
+    gate = TokenGate(upstream)
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_get("/token", gate.token)
+    app.router.add_route("*", "/v2/{tail:.*}", gate.gate)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", gate.port).start()
+    try:
+        yield gate
+    finally:
+        await runner.cleanup()

@@ -8,7 +8,16 @@ import stat
 import subprocess
 from pathlib import Path
 
-from transfer_registries import RunningRegistry, strata
+from transfer_registries import (
+    STRATA as STRATA_BIN,
+)
+from transfer_registries import (
+    TOKEN_PASSWORD,
+    TOKEN_USER,
+    RunningRegistry,
+    running_gate,
+    strata,
+)
 
 from builder import credentials
 from builder.transfer_progress import JsonProgress, PlainProgress, TtyProgress
@@ -102,3 +111,37 @@ def test_progress_views_render_layers(tmp_path: Path) -> None:
             assert "\x1b[" in text
         if cls is JsonProgress:
             assert json.loads(text.splitlines()[0])["id"] == "abc123"
+
+
+async def test_login_then_push_and_pull_through_a_token_service(
+        tmp_path: Path, busybox_rootfs_tar: Path, strata_registry: RunningRegistry) -> None:
+    import asyncio
+    import os
+
+    async def run(*args: str, stdin: str | None = None) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            STRATA_BIN, "--root", str(tmp_path / "store"), *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "STRATA_CONFIG": str(tmp_path / "cfg"),
+                 "DOCKER_CONFIG": str(tmp_path / "nodocker")})
+        out, err = await proc.communicate(stdin.encode() if stdin else None)
+        assert proc.returncode is not None
+        return proc.returncode, err.decode() + out.decode()
+
+    async with running_gate(strata_registry.url) as gate:
+        host = f"127.0.0.1:{gate.port}"
+        rc, out = await run("import", str(busybox_rootfs_tar), f"{host}/tok/bb:1")
+        assert rc == 0, out
+        rc, out = await run("push", f"{host}/tok/bb:1")
+        assert rc == 5 and "strata login" in out, out
+        rc, out = await run("login", "-u", TOKEN_USER, "--password-stdin", host,
+                            stdin=TOKEN_PASSWORD)
+        assert rc == 0 and "Login Succeeded" in out, out
+        rc, out = await run("push", f"{host}/tok/bb:1")
+        assert rc == 0, out
+        rc, out = await run("rmi", f"{host}/tok/bb:1")
+        assert rc == 0, out
+        rc, out = await run("pull", f"{host}/tok/bb:1")
+        assert rc == 0, out
+    assert any("repository:tok/bb:pull,push" in scopes for scopes in gate.token_requests)
