@@ -313,12 +313,16 @@ class Builder:
         from_states = self._from_states(sp)
         total = len(scope.instructions)
         no_cache = self._no_cache(sp)
+        declared: set[str] = set()  # ARGs of this stage so far (RUN history lists only these)
         for n, scoped in enumerate(scope.instructions, 1):
             instr = scoped.expanded
             if isinstance(instr, Arg):
+                declared.update(d.name for d in instr.args)
                 state = meta_step.arg_step(scoped.instruction, scoped.env, state,
                                            self.scope.escape)
                 continue
+            scoped = replace(scoped, arg_names=tuple(
+                a for a in scoped.arg_names if a in declared))
             label = f"[{sp.label} {n}/{total}] {_describe(scoped.instruction)}"
             state = self._step(label, instr, scoped, state, from_states, no_cache)
         return state

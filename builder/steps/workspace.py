@@ -13,7 +13,9 @@ applying their blob into a directory under the snapshotter root.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -25,6 +27,7 @@ from builder.cache import BuildCache
 from builder.errors import AlreadyExists, NotFound
 from builder.images import ImageStore
 from builder.layers.applier import apply_layer
+from builder.layers.changes import Change
 from builder.layers.differ import write_layer
 from builder.mounts import Mount
 from builder.snapshots import Kind, Snapshotter
@@ -48,13 +51,14 @@ class Workspace:
     def __init__(self, store_root: Path, snapshotter: Snapshotter | Callable[[], Snapshotter],
                  cache: BuildCache, *,
                  source_date_epoch: int | None = None, compression: str = "gzip",
-                 level: int | None = 1) -> None:
+                 level: int | None = 1, adaptive: bool = True) -> None:
         self.store_root = Path(store_root)
         self._snapshotter = snapshotter  # or a factory: opened on the first miss only
         self.cache = cache
         self.epoch = source_date_epoch
         self.compression = compression
         self.level = level
+        self.adaptive = adaptive  # store incompressible layers as plain tar
         self._lock = threading.RLock()
         self._local = threading.local()
         self._stores: list[ImageStore] = []
@@ -191,8 +195,11 @@ class Workspace:
         if not changes and not keep_empty:
             return None
         content = self.store().content
+        compression = self.compression
+        if compression == "gzip" and self.adaptive and incompressible(changes):
+            compression = "none"
         with content.writer("layer") as w:
-            info = write_layer(changes, w, compression=self.compression, level=self.level,
+            info = write_layer(changes, w, compression=compression, level=self.level,
                                source_date_epoch=self.epoch)
             w.commit(info.size, info.digest)
         chain = next_chain_id(parent_chain, str(info.diff_id))
@@ -202,3 +209,45 @@ class Workspace:
             except AlreadyExists:  # the same layer was built meanwhile (another build)
                 self.snapshotter.remove(active.key)
         return Descriptor(info.media_type, info.digest, info.size), str(info.diff_id)
+
+
+SAMPLE_FILES = 16
+SAMPLE_BYTES = 64 << 10
+MIN_SAMPLE = 512 << 10
+
+
+def incompressible(changes: Sequence[Change]) -> bool:
+    """Would gzip gain (almost) nothing on this layer? Samples the start of its largest
+    files (about 1 MiB in all) with zlib level 1. Such layers are written as plain tar (a valid
+    OCI media type every client reads): compressing random or already-compressed data only
+    costs CPU (~0.5 s per 200 MiB here) and adds bytes."""
+    import zlib
+
+    sized: list[tuple[int, Path]] = []
+    for change in changes:
+        if change.source is None:
+            continue
+        try:
+            st = os.lstat(change.source)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size:
+            sized.append((st.st_size, change.source))
+    if sum(size for size, _ in sized) < 8 * MIN_SAMPLE:
+        return False  # small layers: gzip is cheap, keep the common format
+    sized.sort(key=lambda t: -t[0])
+    raw = 0
+    packed = 0
+    comp = zlib.compressobj(1)
+    picked = sized[:SAMPLE_FILES]
+    per_file = max(SAMPLE_BYTES, (2 * MIN_SAMPLE) // len(picked))
+    for _, path in picked:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(per_file)
+        except OSError:
+            continue
+        raw += len(data)
+        packed += len(comp.compress(data))
+    packed += len(comp.flush())
+    return raw >= MIN_SAMPLE and packed > 0.95 * raw
