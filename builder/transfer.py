@@ -201,8 +201,19 @@ class ResumableIngest:
         self.desc = desc
         self.dir = content.ingest_dir / f"pull-{desc.digest.algorithm}-{desc.digest.encoded}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # another pull of the same blob waits here
+        fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: busy
+            try:  # the holder may have finished and removed the directory meanwhile
+                current = os.stat(self.dir / "lock").st_ino
+            except FileNotFoundError:
+                current = -1
+            if current != os.fstat(fd).st_ino:
+                raise BlockingIOError("the ingest directory was replaced; retry")
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
         self.path = self.dir / "data"
         self.digester = Digester(desc.digest.algorithm)
         self._file = open(self.path, "a+b")  # noqa: SIM115
@@ -254,7 +265,13 @@ async def _download(client: RegistryClient, content: LocalContentStore, reposito
     if content.exists(desc.digest):
         progress.update(label, "Already exists")
         return 0
-    ingest = ResumableIngest(content, desc)
+    while True:  # another process pulling the same blob holds its ingest: wait, off the loop
+        try:
+            ingest = ResumableIngest(content, desc)
+            break
+        except BlockingIOError:
+            progress.update(label, "Waiting for another pull")
+            await asyncio.sleep(0.2)
     keep = True
     moved = 0
     try:

@@ -108,6 +108,11 @@ class FaultyRegistry:
             assert request.transport is not None
             request.transport.close()
             return resp
+        if self.mode == "slow":
+            for i in range(start, len(data), 500_000):
+                await resp.write(data[i:i + 500_000])
+                await asyncio.sleep(0.05)
+            return resp
         await resp.write(data[start:])
         return resp
 
@@ -256,4 +261,16 @@ async def test_resume_from_a_server_that_ignores_range(tmp_path: Path,
     assert rc == 0, out
     assert faulty.ranges == ["bytes=800000-"]  # asked, got the whole blob, skipped the start
     rc, out = await _strata(root, "system", "check", "--deep")
+    assert rc == 0, out
+
+
+async def test_two_concurrent_pulls_of_one_image_share_the_download(
+        tmp_path: Path, faulty: FaultyRegistry) -> None:
+    faulty.mode = "slow"
+    root = tmp_path / "s"
+    results = await asyncio.gather(_strata(root, "pull", f"{faulty.host}/app:1"),
+                                   _strata(root, "pull", f"{faulty.host}/app:1"))
+    assert [rc for rc, _ in results] == [0, 0], results
+    assert faulty.layer_gets == 1
+    rc, out = await _strata(root, "system", "check")
     assert rc == 0, out
