@@ -14,7 +14,8 @@ def test_strata_version_subcommand_prints_version(capsys) -> None:
 
 def test_version_flags_exit_zero() -> None:
     for module in ("builder.cli", "registry.server"):
-        proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", module, "--version"],
+                              capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert "0.1.0" in proc.stdout or "unknown" in proc.stdout
 
