@@ -82,14 +82,20 @@ def _isal_level(level: int) -> int:
     return 0 if level <= 0 else 1 if level <= 3 else 2 if level <= 6 else 3
 
 
-class _DeflateWriter:
-    """gzip member written by a zlib-compatible module with wbits=31 (header mtime 0, no name)."""
+class _CompressObj(Protocol):
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+class _StreamWriter:
+    """Feeds a compressobj (zlib or isal with wbits=31: a gzip member with header mtime 0 and
+    no name; or zstd with a checksum) and writes whatever it emits into the sink."""
 
     __slots__ = ("_c", "_sink")
 
-    def __init__(self, sink: Sink, module: ModuleType, level: int) -> None:
+    def __init__(self, sink: Sink, compressobj: _CompressObj) -> None:
         self._sink = sink
-        self._c = module.compressobj(level, module.DEFLATED, 31)
+        self._c = compressobj
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         out = self._c.compress(data)
@@ -100,20 +106,8 @@ class _DeflateWriter:
         self._sink.write(self._c.flush())
 
 
-class _ZstdWriter:
-    __slots__ = ("_c", "_sink")
-
-    def __init__(self, sink: Sink, level: int) -> None:
-        self._sink = sink
-        self._c = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        out = self._c.compress(data)
-        if out:
-            self._sink.write(out)
-
-    def close(self) -> None:
-        self._sink.write(self._c.flush())
+def _gzip_writer(sink: Sink, module: ModuleType, level: int) -> _StreamWriter:
+    return _StreamWriter(sink, module.compressobj(level, module.DEFLATED, 31))
 
 
 class _PlainWriter:
@@ -145,13 +139,15 @@ def open_compressor(
         if chosen == "isal":
             if _isal_zlib is None:
                 raise InvalidArgument("gzip backend 'isal' is not installed")
-            return _DeflateWriter(sink, _isal_zlib, _isal_level(lvl))
-        return _DeflateWriter(sink, zlib, lvl)
+            return _gzip_writer(sink, _isal_zlib, _isal_level(lvl))
+        return _gzip_writer(sink, zlib, lvl)
     if compression == "zstd":
         lvl = DEFAULT_ZSTD_LEVEL if level is None else level
         if not -7 <= lvl <= 22:
             raise InvalidArgument(f"zstd level must be -7..22, got {lvl}")
-        return _ZstdWriter(sink, lvl)
+        return _StreamWriter(
+            sink, zstandard.ZstdCompressor(level=lvl, write_checksum=True).compressobj()
+        )
     return _PlainWriter(sink)
 
 
