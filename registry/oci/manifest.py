@@ -22,6 +22,20 @@ def canonical_bytes(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _document_json(doc: ImageManifest | ImageIndex, body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON shape both manifests and indexes share, `body` (their own fields) in the
+    middle: schemaVersion, mediaType, artifactType?, body..., subject?, annotations?"""
+    out: dict[str, Any] = {"schemaVersion": 2, "mediaType": doc.media_type}
+    if doc.artifact_type:
+        out["artifactType"] = doc.artifact_type
+    out.update(body)
+    if doc.subject is not None:
+        out["subject"] = doc.subject.to_json()
+    if doc.annotations:
+        out["annotations"] = dict(doc.annotations)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ImageManifest:
     media_type: str
@@ -32,16 +46,10 @@ class ImageManifest:
     annotations: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        out["config"] = self.config.to_json()
-        out["layers"] = [layer.to_json() for layer in self.layers]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_json()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document_json(self, {
+            "config": self.config.to_json(),
+            "layers": [layer.to_json() for layer in self.layers],
+        })
 
     def blobs(self) -> tuple[Descriptor, ...]:
         """Blobs that must exist in the repository (foreign layers with URLs excepted)."""
@@ -62,15 +70,7 @@ class ImageIndex:
     annotations: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": 2, "mediaType": self.media_type}
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        out["manifests"] = [m.to_json() for m in self.manifests]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_json()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        return out
+        return _document_json(self, {"manifests": [m.to_json() for m in self.manifests]})
 
     def select(self, wanted: Platform) -> Descriptor | None:
         """The first child manifest whose platform satisfies `wanted`."""
