@@ -10,6 +10,13 @@ import pytest
 from registry.oci import mediatypes as mt
 
 
+async def _manifest_over_pushed_blobs(reg, config: bytes = b"{}", layer: bytes = b"l") -> bytes:
+    """An OCI image manifest (not yet put) whose config and one layer are pushed to `app`."""
+    await reg.push_blob("app", config)
+    await reg.push_blob("app", layer)
+    return reg.image_manifest(config, [layer])
+
+
 @pytest.mark.parametrize("media_type", [mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 async def test_put_image_manifest_then_get_by_tag_and_digest(reg, media_type: str) -> None:
     image = await reg.push_image("lib/app", "v1", media_type=media_type)
@@ -24,10 +31,7 @@ async def test_put_image_manifest_then_get_by_tag_and_digest(reg, media_type: st
 
 
 async def test_put_returns_201_location_and_digest(reg) -> None:
-    config, layer = b'{"a":1}', os.urandom(100)
-    await reg.push_blob("app", config)
-    await reg.push_blob("app", layer)
-    body = reg.image_manifest(config, [layer])
+    body = await _manifest_over_pushed_blobs(reg, b'{"a":1}', os.urandom(100))
     resp = await reg.put_manifest("app", "latest", body)
     assert resp.status == 201
     digest = reg.sha(body)
@@ -102,20 +106,14 @@ async def test_unknown_media_type_is_400_manifest_invalid(reg) -> None:
 
 
 async def test_content_type_disagreeing_with_body_is_400(reg) -> None:
-    config, layer = b"{}", b"l"
-    await reg.push_blob("app", config)
-    await reg.push_blob("app", layer)
-    body = reg.image_manifest(config, [layer])
+    body = await _manifest_over_pushed_blobs(reg)
     resp = await reg.put_manifest("app", "latest", body, mt.DOCKER_MANIFEST)
     assert resp.status == 400
     assert await reg.error_code(resp) == "MANIFEST_INVALID"
 
 
 async def test_digest_reference_not_matching_body_is_400_digest_invalid(reg) -> None:
-    config, layer = b"{}", b"l"
-    await reg.push_blob("app", config)
-    await reg.push_blob("app", layer)
-    body = reg.image_manifest(config, [layer])
+    body = await _manifest_over_pushed_blobs(reg)
     resp = await reg.put_manifest("app", reg.sha(b"other"), body)
     assert resp.status == 400
     assert await reg.error_code(resp) == "DIGEST_INVALID"
@@ -124,10 +122,7 @@ async def test_digest_reference_not_matching_body_is_400_digest_invalid(reg) -> 
 
 
 async def test_put_by_digest_reference(reg) -> None:
-    config, layer = b"{}", b"l"
-    await reg.push_blob("app", config)
-    await reg.push_blob("app", layer)
-    body = reg.image_manifest(config, [layer])
+    body = await _manifest_over_pushed_blobs(reg)
     resp = await reg.put_manifest("app", reg.sha(body), body)
     assert resp.status == 201
     resp = await reg.get(f"/v2/app/manifests/{reg.sha(body)}")
@@ -150,10 +145,7 @@ async def test_manifest_over_4_mib_is_refused(reg) -> None:
 
 
 async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
-    config, layer = b"{}", b"l"
-    await reg.push_blob("app", config)
-    await reg.push_blob("app", layer)
-    body = reg.image_manifest(config, [layer])
+    body = await _manifest_over_pushed_blobs(reg)
     digest = reg.sha(body)
     resp = await reg.put_manifest("app", digest, body, params=[("tag", "a"), ("tag", "b")])
     assert resp.status == 201, await resp.text()
