@@ -264,6 +264,7 @@ def _cache_mount(key: cachekey.CacheMountKey, options: RunOptions) -> Iterator[M
     path = base / name
     path.mkdir(parents=True, exist_ok=True)
     lock_fd = os.open(base / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    private: Path | None = None
     try:
         if key.sharing == "locked":
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -271,21 +272,21 @@ def _cache_mount(key: cachekey.CacheMountKey, options: RunOptions) -> Iterator[M
             try:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                # in use by another build: this one gets a fresh private directory
-                path = Path(tempfile.mkdtemp(prefix=f"{name}-private-", dir=base))
+                # in use by another build: this one gets a fresh, throwaway directory
+                private = path = Path(tempfile.mkdtemp(prefix=f"{name}-private-", dir=base))
         else:
             fcntl.flock(lock_fd, fcntl.LOCK_SH)
-        data = path / "data" if path.name == name else path
+        data = path / "data"
         if not data.exists():
             data.mkdir()
             os.chown(data, key.uid or 0, key.gid or 0)
             os.chmod(data, key.mode if key.mode is not None else 0o755)
         mode = "ro" if key.readonly else "rw"
         yield Mount("bind", str(data), key.target, ("rbind", mode))
-        if path.name != name:
-            shutil.rmtree(path, ignore_errors=True)
     finally:
         os.close(lock_fd)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 @contextlib.contextmanager

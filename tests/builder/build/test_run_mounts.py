@@ -133,3 +133,12 @@ def test_bind_mount_of_the_context_hides_dockerignored_files(strata: Strata, con
     assert strata.build(ctx, "-t", "ig:1").rc == 0
     listing = (strata.files("ig:1", tmp_path / "t") / "listing").read_text().split()
     assert "app.py" in listing and "secret.env" not in listing
+
+
+def test_cache_mount_mode_and_owner_let_a_user_write(strata: Strata, context: Ctx,
+                                                      tmp_path: Path) -> None:
+    ctx = context("FROM busybox\nUSER app\nRUN --mount=type=cache,target=/home/app/.cache,"
+                  "uid=1000,gid=1000,sharing=private touch /home/app/.cache/ok && "
+                  "stat -c '%u %a' /home/app/.cache > /tmp/st\n")
+    assert strata.build(ctx, "-t", "cu:1").rc == 0
+    assert (strata.files("cu:1", tmp_path / "t") / "tmp/st").read_text() == "1000 755\n"
