@@ -6,16 +6,26 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from builder.errors import StrataError
 
 
 def strata_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # slow import: only when asked
+
     try:
         return version("strata")
     except PackageNotFoundError:  # running from a source tree without installing
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """--version, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"strata {strata_version()}")
+        parser.exit()
 
 
 def default_root() -> str:
@@ -38,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="strata: build OCI images from Dockerfiles and move them to and from "
         "registries.",
     )
-    parser.add_argument("--version", action="version", version=f"strata {strata_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and exit")
     parser.add_argument(
         "--root", default=default_root(), metavar="DIR",
         help="store directory (default: $STRATA_ROOT, /var/lib/strata as root, "

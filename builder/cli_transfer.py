@@ -125,9 +125,12 @@ def _remote_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca-cert", metavar="FILE", help="extra CA certificate(s) to trust (PEM)")
 
 
-def _progress_flags(p: argparse.ArgumentParser) -> None:
-    from builder.transfer import DEFAULT_CONCURRENCY
+# builder.transfer.DEFAULT_CONCURRENCY; not imported here because builder.transfer pulls in
+# aiohttp, which would cost every `strata` command ~150 ms of start-up (a test pins equality).
+DEFAULT_CONCURRENCY = 4
 
+
+def _progress_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", default="auto", choices=["auto", "tty", "plain", "json"],
                    help="progress view (auto: tty on a terminal, else plain)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the result")

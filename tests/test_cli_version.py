@@ -23,3 +23,18 @@ def test_version_flags_exit_zero() -> None:
 def test_registry_main_without_command_shows_help(capsys) -> None:
     assert registry_main([]) == 2
     assert "strata-registry" in capsys.readouterr().err
+
+
+def test_cli_start_up_does_not_import_aiohttp() -> None:
+    """Every `strata` command builds the whole parser; aiohttp costs ~150 ms to import."""
+    code = ("import sys; from builder.cli import build_parser; build_parser(); "
+            "print('aiohttp' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_transfer_concurrency_default_matches_the_cli() -> None:
+    from builder import cli_transfer, transfer
+
+    assert cli_transfer.DEFAULT_CONCURRENCY == transfer.DEFAULT_CONCURRENCY
