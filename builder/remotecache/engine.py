@@ -29,7 +29,8 @@ from builder.content import write_bytes
 from builder.imageconfig import ConfigState
 from builder.images import Image, normalize_name
 from builder.progress import Progress, Summary
-from builder.remotecache.format import with_inline_records
+from builder.remotecache.format import CacheDocument, CacheMountBlob, with_inline_records
+from builder.remotecache.mounts import export_mount, mount_dir_name
 from builder.remotecache.push import push_lazy
 from builder.remotecache.session import ExportReport, RemoteCache
 from builder.remotecache.spec import CacheExport, CacheImport
@@ -70,6 +71,8 @@ class CacheAwareBuilder(Builder):
         self.cache_result = CacheResult()
         self._current = threading.local()
         self.manifest_bytes: bytes | None = None
+        self._mount_names: set[str] = set()
+        self._mount_lock = threading.Lock()
 
     # ------------------------------------------------------------------ hooks
 
@@ -99,8 +102,14 @@ class CacheAwareBuilder(Builder):
         names: list[str] = []
         if isinstance(instr, Copy) and instr.from_:
             names.append(instr.from_.lower())
+        mounts: list[str] = []
         if isinstance(instr, Run):
             names.extend(str(m.from_).lower() for m in instr.mounts if getattr(m, "from_", None))
+            mounts = [mount_dir_name(m.id or m.target or "") for m in instr.mounts
+                      if m.type == "cache"]
+            with self._mount_lock:
+                self._mount_names.update(mounts)
+        self._current.mounts = mounts
         self._current.sources = [from_states[n] for n in names if n in from_states]
         return super()._dispatch(label, step, instr, scoped, state, from_states, no_cache)
 
@@ -120,6 +129,11 @@ class CacheAwareBuilder(Builder):
                 self.remote.note(key, state.key, stage, label, _created_by(rec.config), rec)
                 return state.advance(key, cfg, layers), True
         self._ensure_inputs(state)
+        restored = self.remote.restore_mounts(getattr(self._current, "mounts", []),
+                                              self.root / "cache-mounts")
+        if restored:
+            self.progress.note("restored cache mounts from the imported cache: "
+                               + ", ".join(restored))
         new, hit = super()._cached_or(key, state, True, run)
         layer = None
         if len(new.layers) > len(state.layers):
@@ -195,11 +209,25 @@ class CacheAwareBuilder(Builder):
         for spec in self.cache_options.cache_to:
             if spec.type == "inline":
                 continue
-            report = self.remote.export(spec, finals)
+            extra = None
+            if spec.cache_mounts:
+                extra = CacheDocument({}, spec.mode, tuple(self._export_mounts()))
+            report = self.remote.export(spec, finals, extra)
             self.cache_result.exports.append(report)
             self.progress.note(f"exported {report.records} build cache records to "
                                f"{report.target} ({report.bytes_uploaded + report.bytes_written}"
                                " bytes written)")
+
+
+    def _export_mounts(self) -> list[CacheMountBlob]:
+        base = self.root / "cache-mounts"
+        out = []
+        store = self.remote.store()
+        for name in sorted(self._mount_names):
+            data = base / name / "data"
+            if data.is_dir():
+                out.append(CacheMountBlob(name, export_mount(store.content, data)))
+        return out
 
 
 def _created_by(config: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from builder.remotecache import layout
 from builder.remotecache.format import (
     CacheDocument,
     CacheFormatError,
+    CacheMountBlob,
     StepRecord,
     inline_records,
     is_cache_manifest,
@@ -71,6 +72,7 @@ class _State:
     records: dict[str, StepRecord] = field(default_factory=dict)
     origins: dict[str, _Origin] = field(default_factory=dict)
     noted: dict[str, _Noted] = field(default_factory=dict)
+    mounts: dict[str, Descriptor] = field(default_factory=dict)  # cache mount name -> blob
 
 
 class RemoteCache:
@@ -119,8 +121,9 @@ class RemoteCache:
         for spec in imports:
             where = spec.ref or str(spec.src)
             try:
-                n = self._load_registry(spec.ref) if spec.type == "registry" and spec.ref \
-                    else self._load_local(spec.src) if spec.src else 0
+                n = self._load_registry(spec.ref, spec.cache_mounts) \
+                    if spec.type == "registry" and spec.ref \
+                    else self._load_local(spec.src, spec.cache_mounts) if spec.src else 0
             except (StrataError, CacheFormatError, OSError, ValueError, KeyError) as exc:
                 self.log(f"cache import from {where} skipped: {exc}")
                 continue
@@ -128,15 +131,19 @@ class RemoteCache:
             total += n
         return total
 
-    def _add(self, records: dict[str, StepRecord], origin: _Origin) -> int:
+    def _add(self, records: dict[str, StepRecord], origin: _Origin,
+             mounts: Sequence[CacheMountBlob] = ()) -> int:
         with self._lock:
+            for mount in mounts:
+                self._s.mounts.setdefault(mount.id, mount.descriptor)
+                self._s.origins.setdefault(str(mount.descriptor.digest), origin)
             for key, rec in records.items():
                 self._s.records.setdefault(key, rec)
                 if rec.record.layer is not None:
                     self._s.origins.setdefault(str(rec.record.layer.descriptor.digest), origin)
         return len(records)
 
-    def _load_registry(self, ref: str) -> int:
+    def _load_registry(self, ref: str, with_mounts: bool) -> int:
         from builder.transfer import _run  # the one asyncio bridge
 
         parsed = parse_remote(ref)
@@ -156,19 +163,24 @@ class RemoteCache:
         if not store.content.exists(config_desc.digest):
             fetch_blobs(store, ref, [config_desc], options=self.options)
         config = read_small(store.content, config_desc.digest)
+        mounts: Sequence[CacheMountBlob] = ()
         if is_cache_manifest(manifest):
-            records = dict(parse_config(config).records)
+            doc = parse_config(config)
+            records = dict(doc.records)
+            mounts = doc.cache_mounts if with_mounts else ()
         else:  # an image pushed with --cache-to type=inline
             records = inline_records(json.loads(config))
             if not records:
                 raise CacheFormatError(f"{ref} is an image without inline build cache")
         digests = [Digest.parse(str(d["digest"])) for d in manifest.get("layers", [])]
         record_sources(store, parsed.registry, parsed.repository, digests)
-        return self._add(records, _Origin(ref=ref))
+        return self._add(records, _Origin(ref=ref), mounts)
 
-    def _load_local(self, src: Path) -> int:
+    def _load_local(self, src: Path, with_mounts: bool) -> int:
         _manifest, config = layout.read_layout(src)
-        return self._add(dict(parse_config(config).records), _Origin(directory=src))
+        doc = parse_config(config)
+        return self._add(dict(doc.records), _Origin(directory=src),
+                         doc.cache_mounts if with_mounts else ())
 
     def lookup(self, key: str) -> CacheRecord | None:
         """The imported record for `key`, if any (its blob may still be remote)."""
@@ -178,6 +190,21 @@ class RemoteCache:
         with self._lock:
             self.hits += 1
         return rec.record
+
+    def restore_mounts(self, names: Iterable[str], base: Path) -> list[str]:
+        """Restore imported cache mounts among `names` that this runner lacks (downloading
+        their blobs now); returns the names restored."""
+        from builder.remotecache.mounts import restore_mount
+
+        done = []
+        for name in names:
+            desc = self._s.mounts.get(name)
+            if desc is None or (base / name / "data").exists():
+                continue
+            self.ensure_local([desc])
+            if restore_mount(self.store().content, desc, base, name):
+                done.append(name)
+        return done
 
     # ------------------------------------------------------------------ lazy blobs
 
