@@ -85,8 +85,23 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.network not in ("default", "none", "host"):
         raise InvalidArgument(f"unsupported --network {args.network!r} (default, none, host)")
     progress = open_progress(args.progress, sys.stderr, quiet=args.quiet)
+    cache = None
+    if args.cache_from or args.cache_to or args.push:
+        from builder.remotecache import parse_cache_from, parse_cache_to
+        from builder.remotecache.engine import CacheOptions
+
+        if args.push and not args.tag:
+            raise InvalidArgument("--push needs at least one -t NAME:TAG to push to")
+        cache = CacheOptions(tuple(parse_cache_from(c) for c in args.cache_from or ()),
+                             tuple(parse_cache_to(c) for c in args.cache_to or ()),
+                             bool(args.push))
     try:
-        result = build(Path(args.root), options, progress)
+        if cache is not None:
+            from builder.remotecache.engine import build_with_cache
+
+            result, _ = build_with_cache(Path(args.root), options, progress, cache)
+        else:
+            result = build(Path(args.root), options, progress)
     except BaseException:
         progress.close(None)
         raise
@@ -156,6 +171,14 @@ def register(sub: Any) -> None:
     p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
     p.add_argument("--insecure-registry", action="append", metavar="HOST",
                    help="plain-http registry for pulling missing base images (loopback is)")
+    p.add_argument("--cache-from", action="append", metavar="type=registry,ref=REF",
+                   help="import build cache: type=registry,ref=REF (repeatable; an image "
+                   "pushed with inline cache works too) or type=local,src=DIR")
+    p.add_argument("--cache-to", action="append", metavar="type=registry,ref=REF",
+                   help="export build cache: type=registry,ref=REF[,mode=min|max]"
+                   "[,cache-mounts=true], type=inline or type=local,dest=DIR")
+    p.add_argument("--push", action="store_true",
+                   help="push every -t tag to its registry after the build")
     p.set_defaults(func=_cmd_build)
 
     b = sub.add_parser("builder", help="manage the build cache")

@@ -161,6 +161,11 @@ class CacheAwareBuilder(Builder):
 
     def _write_image(self, final: State) -> Image:
         inline = any(c.type == "inline" for c in self.cache_options.cache_to)
+        if not inline and all(self.store.content.exists(layer.descriptor.digest)
+                              for layer in final.layers):
+            image = super()._write_image(final)
+            self.manifest_bytes = self.store.manifest_bytes(image)
+            return image
         cfg = final.config
         if self.options.labels:
             cfg = cfg.set_labels(list(self.options.labels.items()))
