@@ -1,6 +1,11 @@
-"""Real registries on loopback for the registry client and transfer tests (helper J):
-strata-registry, and Debian's docker-registry (CNCF distribution 2.8) optionally with
-htpasswd Basic auth (bcrypt through the crypt module, no apache2-utils needed)."""
+"""Registry processes on loopback, shared by every test that needs one.
+
+`start_strata_registry` and `start_docker_registry` (Debian's docker-registry, CNCF distribution
+2.8, optionally with htpasswd Basic auth via bcrypt from the crypt module, or TLS) return a
+RunningRegistry; `wait_for_v2` polls a server's /v2/ until it answers. Per-test fixtures
+`strata_registry`, `docker_registry` and `basic_auth_registry` are imported by conftests that
+want them. Ports come from tooling.free_port.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,13 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from tooling import free_port
 
@@ -55,10 +61,19 @@ class RunningRegistry:
     host: str
     log: Path
     proc: subprocess.Popen[bytes]
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
+
+    def get_json(self, path: str, accept: str | None = None) -> Any:
+        """GET `path` (e.g. /v2/...) and decode the JSON body."""
+        req = urllib.request.Request(self.url + path)
+        if accept:
+            req.add_header("Accept", accept)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
 
     def requests(self) -> list[tuple[str, str, int]]:
         """(method, path, status) of every request logged so far."""
@@ -91,15 +106,18 @@ class RunningRegistry:
             self.proc.wait()
 
 
-def _wait_up(reg: RunningRegistry, ok_status: tuple[int, ...] = (200,), scheme: str = "http",
-             cafile: str | None = None) -> None:
-    ctx = ssl.create_default_context(cafile=cafile) if scheme == "https" else None
+def wait_for_v2(url: str, proc: subprocess.Popen[bytes], *, log: Path | None = None,
+                ok_status: tuple[int, ...] = (200,), cafile: str | None = None) -> None:
+    """Poll `url`/v2/ until it answers (200, or an HTTP error in `ok_status`) or fail if `proc`
+    exits (showing `log`) or 30 s pass. `cafile` is the CA that signs an https server."""
+    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
     deadline = time.monotonic() + 30
     while True:
-        if reg.proc.poll() is not None:
-            raise AssertionError(f"registry exited: {reg.log.read_text()}")
+        if proc.poll() is not None:
+            output = log.read_text() if log is not None else ""
+            raise AssertionError(f"registry exited with {proc.returncode}: {output}")
         try:
-            with urllib.request.urlopen(f"{scheme}://{reg.host}/v2/", timeout=1, context=ctx):
+            with urllib.request.urlopen(f"{url}/v2/", timeout=1, context=ctx):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in ok_status:
@@ -120,30 +138,72 @@ def start_strata_registry(base: Path) -> RunningRegistry:
              str(base / "root"), "--delete-enabled", "--log-format", "json"],
             stdout=fh, stderr=subprocess.STDOUT)
     reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
-    _wait_up(reg)
+    wait_for_v2(reg.url, proc, log=log)
     return reg
 
 
-def start_docker_registry(base: Path, htpasswd: tuple[str, str] | None = None) -> RunningRegistry:
+def start_docker_registry(base: Path, htpasswd: tuple[str, str] | None = None, *,
+                          tls: tuple[Path, Path, Path] | None = None) -> RunningRegistry:
+    """docker-registry storing under `base`; `htpasswd` (user, password) turns on Basic auth,
+    `tls` (CA, certificate, key PEM files) serves https with a certificate the CA signed."""
     port = free_port()
     auth = ""
     if htpasswd is not None:
         hashed = crypt.crypt(htpasswd[1], crypt.mksalt(crypt.METHOD_BLOWFISH))
         (base / "htpasswd").write_text(f"{htpasswd[0]}:{hashed}\n")
         auth = f"auth:\n  htpasswd:\n    realm: strata-test\n    path: {base / 'htpasswd'}\n"
+    tls_config = ""
+    if tls is not None:
+        tls_config = f"  tls:\n    certificate: {tls[1]}\n    key: {tls[2]}\n"
     config = base / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\n  formatter: json\n"
         "storage:\n  filesystem:\n    rootdirectory: " + str(base / "data") + "\n"
         "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n" + auth)
+        f"http:\n  addr: 127.0.0.1:{port}\n" + tls_config + auth)
     log = base / "registry.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=fh,
                                 stderr=subprocess.STDOUT, env={**os.environ})
-    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
-    _wait_up(reg, (200, 401))
+    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc, "https" if tls else "http")
+    wait_for_v2(reg.url, proc, log=log, ok_status=(200, 400, 401),
+                cafile=str(tls[0]) if tls else None)
     return reg
+
+
+# --------------------------------------------------------------------------- fixtures
+# One registry per test; a conftest.py brings them in scope with
+# `from transfer_registries import strata_registry, docker_registry, basic_auth_registry`.
+
+
+def _sub(base: Path, name: str) -> Path:
+    path = base / name
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def strata_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A strata-registry process on a free loopback port."""
+    reg = start_strata_registry(_sub(tmp_path, "strata-registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def docker_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """Debian's docker-registry (CNCF distribution) on a free loopback port."""
+    reg = start_docker_registry(_sub(tmp_path, "distribution"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def basic_auth_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """docker-registry requiring Basic auth as alice / s3cret."""
+    reg = start_docker_registry(_sub(tmp_path, "distribution-auth"), ("alice", "s3cret"))
+    yield reg
+    reg.stop()
 
 
 # --------------------------------------------------------------------------- client helpers

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tooling import free_port
-from transfer_registries import RunningRegistry, _push_image, _wait_up
+from transfer_registries import RunningRegistry, _push_image, start_docker_registry
 
 from registry.client import RegistryClient, RegistryUnreachable
 
@@ -53,18 +51,7 @@ def _write_ca_and_cert(base: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture
 def tls_registry(tmp_path: Path) -> Iterator[tuple[RunningRegistry, Path]]:
     ca, cert, key = _write_ca_and_cert(tmp_path)
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "
-        f"{tmp_path / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n"
-        f"    certificate: {cert}\n    key: {key}\n")
-    log = tmp_path / "registry.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=fh,
-                                stderr=subprocess.STDOUT, env={**os.environ})
-    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
-    _wait_up(reg, (400,), scheme="https", cafile=str(ca))
+    reg = start_docker_registry(tmp_path, tls=(ca, cert, key))
     yield reg, ca
     reg.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tooling import free_port
+from transfer_registries import wait_for_v2
 
 from registry.server.__main__ import main
 from registry.server.config import ConfigError, load_config
@@ -67,26 +68,6 @@ def test_cli_reports_config_errors_with_exit_2(tmp_path: Path, capsys) -> None:
     assert "cannot read config file" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"registry exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/v2/", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(0.1)
-    raise AssertionError("registry did not become ready")
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> str:
     proc.terminate()
     try:
@@ -106,7 +87,7 @@ def _wait_for_lines(path: Path, needle: str, count: int, timeout: float = 20) ->
 
 
 def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "log"
     with open(log_path, "wb") as log_file:
@@ -116,7 +97,7 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
             stdout=log_file, stderr=log_file)
     try:
         _wait_for_lines(log_path, "listening on", 2)
-        _wait_ready(url, proc)
+        wait_for_v2(url, proc)
         for _ in range(20):
             with urllib.request.urlopen(url + "/v2/") as resp:
                 assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
@@ -155,7 +136,7 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
 
 def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     """Each request opens a new connection, so the kernel spreads them over both workers."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "log"
     with open(log_path, "wb") as log_file:
@@ -165,7 +146,7 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
             stdout=log_file, stderr=log_file)
     try:
         _wait_for_lines(log_path, "listening on", 2)
-        _wait_ready(url, proc)
+        wait_for_v2(url, proc)
         for _ in range(3):
             data = os.urandom(40_000)
             req = urllib.request.Request(f"{url}/v2/multi/blobs/uploads/", method="POST")
@@ -197,12 +178,12 @@ def _serve(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
          "--root", str(tmp_path / "root"), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_ready(f"http://127.0.0.1:{port}", proc)
+    wait_for_v2(f"http://127.0.0.1:{port}", proc)
     return proc
 
 
 def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     data = os.urandom(30_000)
     proc = _serve(tmp_path, port)
@@ -233,14 +214,14 @@ def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     root = tmp_path / "root"
     proc = subprocess.Popen(
         [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
          "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "STRATA_REGISTRY_ACCESS_LOG": "false"})
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        wait_for_v2(f"http://127.0.0.1:{port}", proc)
     finally:
         _stop(proc)
     out = subprocess.run([sys.executable, "-m", "registry.server", "reindex", "--root", str(root)],
