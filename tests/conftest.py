@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,11 +36,18 @@ def busybox_rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A private dockerd for the session; yields an env with DOCKER_HOST set."""
-    base = Path(tempfile_dir := str(tmp_path_factory.mktemp("dockerd")))
+def docker_daemon() -> Iterator[dict[str, str]]:
+    """A private dockerd for the session; yields an env with DOCKER_HOST set.
+
+    Its directories (data-root, exec-root, socket, client config) live outside pytest's tmp
+    tree, so nothing dockerd leaves mounted there can break pytest's cleanup of old runs; they
+    are unmounted and removed at teardown. DOCKER_CONFIG points at a private client config so
+    `docker login` never touches ~/.docker.
+    """
+    base = Path(tempfile.mkdtemp(prefix="strata-dockerd-"))
     sock = base / "docker.sock"
-    log = (base / "dockerd.log").open("wb")
+    log_path = base / "dockerd.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
          "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
@@ -47,18 +55,17 @@ def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
          "--storage-driver", "overlay2"],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
-    deadline = time.monotonic() + 60
-    while True:
-        ok = subprocess.run([DOCKER_CLIENT, "version"], env=env, capture_output=True)
-        if ok.returncode == 0:
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            tail = (base / "dockerd.log").read_text()[-4000:]
-            raise RuntimeError(f"dockerd did not start:\n{tail}")
-        time.sleep(0.3)
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1",
+           "DOCKER_CONFIG": str(base / "client")}
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            ok = subprocess.run([DOCKER_CLIENT, "version"], env=env, capture_output=True)
+            if ok.returncode == 0:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dockerd did not start:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.3)
         yield env
     finally:
         proc.terminate()
@@ -69,4 +76,4 @@ def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             proc.wait()
         log.close()
         _unmount_under(base)
-        shutil.rmtree(tempfile_dir, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,8 +1,9 @@
 """Real clients against a real registry process (CI runs as root with the tools installed).
 
-Session fixtures: the registry process on a free loopback port, a busybox rootfs tarball,
-OCI image layouts written by hand (one image, and a two-platform index), and a private dockerd
-(its own data-root, exec-root and socket; 127.0.0.0/8 is an insecure registry by default).
+Session fixtures: the registry process on a free loopback port (started by
+tests/transfer_registries.py), a busybox rootfs tarball, OCI image layouts written by hand (one
+image, and a two-platform index), and a private containers-storage for podman and buildah.
+The private dockerd is the suite's `docker_daemon` (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,60 +13,17 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tarfile
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from transfer_registries import RunningRegistry, start_strata_registry
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "ls", "cat", "echo", "true", "uname")
-DOCKER = "/usr/bin/docker"  # docker.io 20.10; /usr/local/bin/docker may be a newer CLI
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RegistryProcess:
-    host: str  # 127.0.0.1:PORT
-    root: Path
-    log: Path
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def get_json(self, path: str, accept: str | None = None) -> Any:
-        req = urllib.request.Request(self.url + path)
-        if accept:
-            req.add_header("Accept", accept)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def access_lines(self) -> list[dict[str, Any]]:
-        time.sleep(0.7)  # the server flushes its access log every 0.5 s
-        lines = []
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if "method" in record:
-                    lines.append(record)
-        return lines
 
 
 def _run(*argv: str, env: dict[str, str] | None = None, timeout: float = 120,
@@ -85,34 +43,10 @@ def run() -> Any:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    base = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    log = base / "registry.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-             "--root", str(base / "root"), "--delete-enabled", "--log-format", "json"],
-            stdout=log_file, stderr=subprocess.STDOUT)
-    reg = RegistryProcess(f"127.0.0.1:{port}", base / "root", log, proc)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"registry exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(reg.url + "/v2/", timeout=1):
-                break
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                raise AssertionError("registry did not start") from None
-            time.sleep(0.1)
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    reg = start_strata_registry(tmp_path_factory.mktemp("registry"))
     yield reg
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    reg.stop()
 
 
 # --------------------------------------------------------------------------- images on disk
@@ -213,58 +147,7 @@ def oci_layout(tmp_path: Path) -> OciLayout:
     return OciLayout(tmp_path / "layout")
 
 
-# --------------------------------------------------------------------------- dockerd
-
-
-def _unmount_below(base: Path) -> None:
-    """Lazily unmount what dockerd may leave mounted (exec-root/netns/default) under base."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return
-    targets = [line.split()[1] for line in mounts if len(line.split()) > 1]
-    for target in sorted((t for t in targets if t.startswith(str(base) + "/")), reverse=True):
-        subprocess.run(["umount", "-l", target], capture_output=True)
-
-
-@pytest.fixture(scope="session")
-def dockerd() -> Iterator[dict[str, str]]:
-    """A private docker daemon; yields the env (DOCKER_HOST) for /usr/bin/docker.
-
-    Its directories live outside pytest's tmp tree so nothing dockerd mounts there can break
-    pytest's cleanup; they are unmounted and removed at teardown.
-    """
-    base = Path(tempfile.mkdtemp(prefix="strata-dockerd-"))
-    sock = base / "docker.sock"
-    log_path = base / "dockerd.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "docker.pid"), "--host", f"unix://{sock}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    env = {"DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(base / "client")}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(log_path.read_text())
-            if sock.exists() and _run(DOCKER, "version", env=env, check=False).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError("dockerd did not start: " + log_path.read_text())
-            time.sleep(0.3)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        _unmount_below(base)
-        shutil.rmtree(base, ignore_errors=True)
+# --------------------------------------------------------------------------- containers-storage
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-DOCKER = "/usr/bin/docker"
+from tooling import DOCKER_CLIENT
 
 
-def test_docker_push_pull_and_search(run, registry, dockerd, busybox_tar) -> None:
+def test_docker_push_pull_and_search(run, registry, docker_daemon, busybox_tar) -> None:
     ref = f"{registry.host}/dockertest/busybox:1.0"
 
     def docker(*args: str, check: bool = True):  # noqa: ANN202
-        return run(DOCKER, *args, env=dockerd, check=check, timeout=180)
+        return run(DOCKER_CLIENT, *args, env=docker_daemon, check=check, timeout=180)
 
     docker("import", "--change", "CMD [\"/bin/sh\"]", "--change",
            "LABEL org.opencontainers.image.description=\"strata docker client test\"",

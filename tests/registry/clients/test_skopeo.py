@@ -38,10 +38,10 @@ def test_copy_between_two_repositories_mounts_blobs(run, registry,
     _copy(run, f"oci:{oci_layout.root}:v1", f"docker://{registry.host}/skopeo/src:v1")
     _copy(run, f"docker://{registry.host}/skopeo/src:v1",
           f"docker://{registry.host}/skopeo/dst:v1")
-    mounts = [r for r in registry.access_lines()
-              if r["method"] == "POST" and r["path"].startswith("/v2/skopeo/dst/blobs/uploads/")
-              and "mount=" in r["path"]]
-    assert mounts and all(r["status"] == 201 for r in mounts), mounts
+    mounts = [(method, path, status) for method, path, status in registry.requests()
+              if method == "POST" and path.startswith("/v2/skopeo/dst/blobs/uploads/")
+              and "mount=" in path]
+    assert mounts and all(status == 201 for _, _, status in mounts), mounts
     inspect = json.loads(run(SKOPEO, "inspect", "--tls-verify=false",
                              f"docker://{registry.host}/skopeo/dst:v1").stdout)
     assert inspect["Digest"] == desc["digest"]
