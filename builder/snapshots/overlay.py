@@ -165,6 +165,8 @@ class OverlaySnapshotter(BaseSnapshotter):
 
 
 def _unchanged_dir(upper: Path, rel: str, lowers: list[Path]) -> bool:
+    from builder.layers.changes import read_xattrs  # loaded by changes() already
+
     try:
         st = os.lstat(upper)
     except FileNotFoundError:
@@ -183,22 +185,6 @@ def _unchanged_dir(upper: Path, rel: str, lowers: list[Path]) -> bool:
             and lst.st_uid == st.st_uid
             and lst.st_gid == st.st_gid
             and lst.st_mtime_ns == st.st_mtime_ns
-            and _xattrs(lower / rel) == _xattrs(upper)
+            and read_xattrs(lower / rel) == read_xattrs(upper)
         )
     return False
-
-
-def _xattrs(p: Path) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(p, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for n in names:
-        if n.startswith(("trusted.overlay.", "user.overlay.")):
-            continue
-        try:
-            out[n] = os.getxattr(p, n, follow_symlinks=False)
-        except OSError:
-            continue
-    return out
