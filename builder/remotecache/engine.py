@@ -121,6 +121,9 @@ class CacheAwareBuilder(Builder):
             rec = self.cache.get(key, self.store.content)
             if rec is None:
                 rec = self.remote.lookup(key)
+                if rec is not None and (rec.layer is None or self.store.content.exists(
+                        rec.layer.descriptor.digest)):
+                    self.cache.put(key, rec)  # nothing to fetch: keep it as a local record
             if rec is not None:
                 cfg = ConfigState(ImageConfig.from_json(rec.config), cmd_set=rec.cmd_set)
                 layers = state.layers
