@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from oci_layouts import OciLayout
 from transfer_registries import RunningRegistry, strata
 
 from registry.oci import Platform
-
-
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class Layout:
-    """An OCI image layout written by hand."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        (root / "blobs" / "sha256").mkdir(parents=True)
-        (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-
-    def blob(self, data: bytes, media_type: str) -> dict[str, Any]:
-        hexd = hashlib.sha256(data).hexdigest()
-        (self.root / "blobs" / "sha256" / hexd).write_bytes(data)
-        return {"mediaType": media_type, "digest": f"sha256:{hexd}", "size": len(data)}
-
-    def image(self, arch: str, files: dict[str, bytes]) -> dict[str, Any]:
-        raw = _tar(files)
-        layer = self.blob(gzip.compress(raw, mtime=0),
-                          "application/vnd.oci.image.layer.v1.tar+gzip")
-        config = self.blob(json.dumps({
-            "architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers",
-                       "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
-        }).encode(), "application/vnd.oci.image.config.v1+json")
-        manifest = json.dumps({"schemaVersion": 2,
-                               "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "config": config, "layers": [layer]}).encode()
-        desc = self.blob(manifest, "application/vnd.oci.image.manifest.v1+json")
-        desc["platform"] = {"architecture": arch, "os": "linux"}
-        return desc
-
-    def save_index(self, top: dict[str, Any], tag: str) -> None:
-        entry = dict(top)
-        entry["annotations"] = {"org.opencontainers.image.ref.name": tag}
-        (self.root / "index.json").write_text(json.dumps({
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [entry]}))
 
 
 def _skopeo(*args: str) -> None:
@@ -73,9 +22,8 @@ def _skopeo(*args: str) -> None:
 
 def test_pull_of_zstd_layers_pushed_by_skopeo(tmp_path: Path,
                                               docker_registry: RunningRegistry) -> None:
-    layout = Layout(tmp_path / "layout")
-    layout.save_index(layout.image(Platform.host().architecture,
-                                   {"etc/hello": b"zstd world\n"}), "v1")
+    layout = OciLayout(tmp_path / "layout")
+    layout.tag(layout.image(Platform.host().architecture, {"etc/hello": b"zstd world\n"}), "v1")
     ref = f"{docker_registry.host}/zstd/app:1"
     _skopeo("--dest-compress-format", "zstd", f"oci:{layout.root}:v1", f"docker://{ref}")
     root = tmp_path / "store"
@@ -89,13 +37,8 @@ def test_pull_of_zstd_layers_pushed_by_skopeo(tmp_path: Path,
 
 def test_pull_of_a_multi_arch_index_picks_the_platform(tmp_path: Path,
                                                        strata_registry: RunningRegistry) -> None:
-    layout = Layout(tmp_path / "layout")
-    children = [layout.image(arch, {"etc/arch": arch.encode()}) for arch in ("amd64", "arm64")]
-    index = layout.blob(json.dumps({"schemaVersion": 2,
-                                    "mediaType": "application/vnd.oci.image.index.v1+json",
-                                    "manifests": children}).encode(),
-                        "application/vnd.oci.image.index.v1+json")
-    layout.save_index(index, "multi")
+    layout = OciLayout(tmp_path / "layout")
+    layout.tag(layout.multi_arch(("amd64", "arm64")), "multi")
     ref = f"{strata_registry.host}/multi/app:1"
     _skopeo("--all", f"oci:{layout.root}:multi", f"docker://{ref}")
     host = Platform.host().architecture
