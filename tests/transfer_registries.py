@@ -237,6 +237,44 @@ async def _push_image(client: RegistryClient, repo: str, tag: str,
     return _desc(manifest, mediatypes.OCI_MANIFEST), manifest
 
 
+# --------------------------------------------------------------------------- in-process servers
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, port: int) -> AsyncIterator[None]:
+    """Serve `app` on 127.0.0.1:`port` in the running event loop until the block ends."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def forward(request: web.Request, upstream: str) -> web.Response:
+    """Replay `request` against `upstream` (a base URL) and answer with its response, bytes
+    untouched (no decompression); hop-by-hop and credential headers are not passed on."""
+    body = await request.read()
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() not in ("host", "authorization", "content-length",
+                                    "transfer-encoding")}
+    async with aiohttp.ClientSession(auto_decompress=False) as session, \
+            session.request(request.method, upstream + request.path_qs,
+                            data=body or None, headers=headers,
+                            allow_redirects=False) as resp:
+        payload = await resp.read()
+        out = web.Response(status=resp.status,
+                           body=payload if request.method != "HEAD" else None)
+        for k, v in resp.headers.items():
+            if k.lower() not in ("content-length", "transfer-encoding", "date",
+                                 "server", "content-encoding"):
+                out.headers[k] = v
+        if request.method == "HEAD" and "Content-Length" in resp.headers:
+            out.headers["Content-Length"] = resp.headers["Content-Length"]
+        return out
+
+
 # --------------------------------------------------------------------------- token service
 
 
@@ -282,23 +320,7 @@ class TokenGate:
             return web.json_response(
                 {"errors": [{"code": "UNAUTHORIZED", "message": "token required"}]},
                 status=401, headers={"WWW-Authenticate": challenge})
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in ("host", "authorization", "content-length")}
-        async with aiohttp.ClientSession(auto_decompress=False) as session, \
-                session.request(request.method, self.upstream + request.path_qs,
-                                data=body or None, headers=headers,
-                                allow_redirects=False) as resp:
-            payload = await resp.read()
-            out = web.Response(status=resp.status, body=payload if request.method != "HEAD"
-                               else None)
-            for k, v in resp.headers.items():
-                if k.lower() not in ("content-length", "transfer-encoding", "date",
-                                     "server", "content-encoding"):
-                    out.headers[k] = v
-            if request.method == "HEAD" and "Content-Length" in resp.headers:
-                out.headers["Content-Length"] = resp.headers["Content-Length"]
-            return out
+        return await forward(request, self.upstream)
 
 
 @contextlib.asynccontextmanager
@@ -308,10 +330,5 @@ async def running_gate(upstream: str) -> AsyncIterator[TokenGate]:
     app = web.Application(client_max_size=1 << 30)
     app.router.add_get("/token", gate.token)
     app.router.add_route("*", "/v2/{tail:.*}", gate.gate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", gate.port).start()
-    try:
+    async with serving(app, gate.port):
         yield gate
-    finally:
-        await runner.cleanup()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from tooling import free_port
-from transfer_registries import strata
+from transfer_registries import serving, strata
 
 STRATA = str(Path(sys.executable).parent / "strata")
 
@@ -132,11 +132,8 @@ async def faulty() -> AsyncIterator[FaultyRegistry]:
     app.router.add_get("/v1/search", v1_search)
     app.router.add_route("GET", "/v2/{name:.+}/manifests/{ref}", reg.manifest_handler)
     app.router.add_route("GET", "/v2/{name:.+}/blobs/{digest}", reg.blob_handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", reg.port).start()
-    yield reg
-    await runner.cleanup()
+    async with serving(app, reg.port):
+        yield reg
 
 
 async def _strata(root: Path, *args: str) -> tuple[int, str]:

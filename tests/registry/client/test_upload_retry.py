@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 from tooling import free_port
-from transfer_registries import RunningRegistry, _desc, _reader
+from transfer_registries import RunningRegistry, _desc, _reader, forward, serving
 
 from registry import client as client_mod
 from registry.client import RegistryClient
@@ -34,22 +33,7 @@ class Breaker:
             assert request.transport is not None
             request.transport.close()
             return web.Response(status=500)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in ("host", "content-length", "transfer-encoding")}
-        async with aiohttp.ClientSession(auto_decompress=False) as session, \
-                session.request(request.method, self.upstream + request.path_qs,
-                                data=body or None, headers=headers,
-                                allow_redirects=False) as resp:
-            payload = await resp.read()
-            out = web.Response(status=resp.status,
-                               body=payload if request.method != "HEAD" else None)
-            for k, v in resp.headers.items():
-                if k.lower() not in ("content-length", "transfer-encoding", "date", "server"):
-                    out.headers[k] = v
-            if request.method == "HEAD" and "Content-Length" in resp.headers:
-                out.headers["Content-Length"] = resp.headers["Content-Length"]
-            return out
+        return await forward(request, self.upstream)
 
 
 @pytest.fixture
@@ -57,11 +41,8 @@ async def breaker(strata_registry: RunningRegistry) -> AsyncIterator[Breaker]:
     b = Breaker(strata_registry.url)
     app = web.Application(client_max_size=1 << 30)
     app.router.add_route("*", "/v2/{tail:.*}", b.forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", b.port).start()
-    yield b
-    await runner.cleanup()
+    async with serving(app, b.port):
+        yield b
 
 
 async def test_broken_patch_is_retried_from_the_upload_status(
