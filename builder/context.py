@@ -52,7 +52,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -572,6 +572,12 @@ class BuildContext:
             out.append(self._match(source, entry, child))
 
     # -------------------------------------------------------------- checksums
+
+    def unhashed(self, entries: Iterable[ContextEntry]) -> list[ContextEntry]:
+        """The regular files among `entries` whose content hash the index cannot answer."""
+        with self._lock:
+            return [e for e in entries if e.kind is EntryKind.FILE
+                    and self._index.lookup(e.relpath, e.st) is None]
 
     def file_sha256(self, entry: ContextEntry) -> str:
         """Hex sha256 of a regular file's content, from the index when it is still valid."""

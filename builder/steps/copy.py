@@ -149,7 +149,7 @@ def prehash(context: BuildContext, matches: list[SourceMatch]) -> None:
     """Hash the selected files the context index does not know yet on a few threads
     (hashlib releases the GIL), so the sequential checksum that follows finds them all in
     the index. Only worth it for a large amount of new content."""
-    files = [e for m in matches for e in m.entries if e.kind.value == "file"]
+    files = context.unhashed(e for m in matches for e in m.entries)
     if sum(e.size for e in files) < PREHASH_MIN_BYTES:
         return
     from concurrent.futures import ThreadPoolExecutor

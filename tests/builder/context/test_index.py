@@ -203,3 +203,15 @@ def test_undecodable_file_names_are_indexed_and_hashed(tmp_path: Path) -> None:
         assert ctx.checksum(["."]) == digest
         assert [m.name for m in ctx.select(["caf*"])] == [name]
     assert hasher.calls == 0
+
+
+def test_unhashed_lists_only_files_the_index_cannot_answer(big_context: Path,
+                                                          tmp_path: Path) -> None:
+    """What COPY pre-hashes on threads: everything on a cold build, nothing on a no-op."""
+    hasher = CountingHasher()
+    with open_ctx(big_context, tmp_path, hasher, racy_window_ns=0) as ctx:
+        entries = [e for m in ctx.select(["."]) for e in m.entries]
+        files = [e for e in entries if e.kind.value == "file"]
+        assert len(ctx.unhashed(entries)) == len(files)
+        ctx.checksum(["."])
+        assert ctx.unhashed(entries) == []
