@@ -86,18 +86,30 @@ def _wait_for_lines(path: Path, needle: str, count: int, timeout: float = 20) ->
         time.sleep(0.05)
 
 
+def _serve(tmp_path: Path, port: int, *extra: str, log: Path | None = None,
+           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`python -m registry.server serve` on 127.0.0.1:`port` with root tmp_path/root, output
+    to `log` (discarded when None); returns once /v2/ answers (the process is stopped if not)."""
+    with open(log or os.devnull, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(tmp_path / "root"), *extra],
+            stdout=out, stderr=out, env=env)
+    try:
+        wait_for_v2(f"http://127.0.0.1:{port}", proc)
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc
+
+
 def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-             "--root", str(tmp_path / "root"), "--workers", "2", "--log-format", "json"],
-            stdout=log_file, stderr=log_file)
+    proc = _serve(tmp_path, port, "--workers", "2", "--log-format", "json", log=log_path)
     try:
         _wait_for_lines(log_path, "listening on", 2)
-        wait_for_v2(url, proc)
         for _ in range(20):
             with urllib.request.urlopen(url + "/v2/") as resp:
                 assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
@@ -139,14 +151,9 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-             "--root", str(tmp_path / "root"), "--workers", "2"],
-            stdout=log_file, stderr=log_file)
+    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
     try:
         _wait_for_lines(log_path, "listening on", 2)
-        wait_for_v2(url, proc)
         for _ in range(3):
             data = os.urandom(40_000)
             req = urllib.request.Request(f"{url}/v2/multi/blobs/uploads/", method="POST")
@@ -171,15 +178,6 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     finally:
         _stop(proc)
     assert proc.returncode == 0
-
-
-def _serve(tmp_path: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-         "--root", str(tmp_path / "root"), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_v2(f"http://127.0.0.1:{port}", proc)
-    return proc
 
 
 def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
@@ -216,14 +214,7 @@ def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
 def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
     port = free_port()
     root = tmp_path / "root"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
-         "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "STRATA_REGISTRY_ACCESS_LOG": "false"})
-    try:
-        wait_for_v2(f"http://127.0.0.1:{port}", proc)
-    finally:
-        _stop(proc)
+    _stop(_serve(tmp_path, port, env={**os.environ, "STRATA_REGISTRY_ACCESS_LOG": "false"}))
     out = subprocess.run([sys.executable, "-m", "registry.server", "reindex", "--root", str(root)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
