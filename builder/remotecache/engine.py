@@ -16,28 +16,39 @@ CacheAwareBuilder extends builder.build.Builder at four narrow points:
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from builder.build import Builder, BuildOptions, BuildResult, _finalize_config
+from builder.build import (
+    Builder,
+    BuildOptions,
+    BuildPlan,
+    BuildResult,
+    _finalize_config,
+    names_registry,
+)
 from builder.cache import CachedLayer, CacheRecord
 from builder.content import write_bytes
+from builder.errors import InvalidArgument, NotFound
 from builder.imageconfig import ConfigState
-from builder.images import Image, normalize_name
+from builder.images import Image, chain_ids, normalize_name
+from builder.planner import SCRATCH
 from builder.progress import Progress, Summary
 from builder.remotecache.format import CacheDocument, CacheMountBlob, with_inline_records
 from builder.remotecache.mounts import export_mount, mount_dir_name
 from builder.remotecache.push import push_lazy
 from builder.remotecache.session import ExportReport, RemoteCache
 from builder.remotecache.spec import CacheExport, CacheImport
-from builder.steps import State
+from builder.steps import Layer, State
 from builder.transfer import RemoteOptions
 from dockerfile_grammar.instructions import Copy, Instruction, Run
 from registry.oci import Descriptor, Digest, ImageConfig, ImageManifest, canonical_bytes, mediatypes
+from registry.oci import Platform as OciPlatform
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,53 @@ class CacheAwareBuilder(Builder):
             return result
         finally:
             self.remote.close()
+
+    def _resolve_images(self) -> dict[str, tuple[Image, ImageConfig, list[Layer]]]:
+        """Local images as usual; with a cache to import or a push, a registry base the store
+        lacks is resolved without downloading its layers (fetched only if a step misses or the
+        image is stored locally; mounted for a push)."""
+        if not (self.cache_options.cache_from or self.cache_options.push):
+            return super()._resolve_images()
+        lazy: dict[str, tuple[Image, ImageConfig, list[Layer]]] = {}
+        for index in self.plan.order:
+            sp = self.plan.stages[index]
+            refs = list(sp.images)
+            if sp.base.image is not None and not sp.base.is_scratch:
+                refs.append(sp.base.image)
+            for ref in refs:
+                if ref in lazy or not names_registry(ref):
+                    continue
+                try:
+                    self.store.resolve(ref)
+                    continue
+                except NotFound:
+                    pass
+                lazy[ref] = self._lazy_image(ref)
+        if not lazy:
+            return super()._resolve_images()
+        keep = self.plan
+        try:  # resolve the rest (local images) through the engine's own path
+            self.plan = _without_images(keep, set(lazy))
+            out = super()._resolve_images()
+        finally:
+            self.plan = keep
+        out.update(lazy)
+        return out
+
+    def _lazy_image(self, ref: str) -> tuple[Image, ImageConfig, list[Layer]]:
+        desc, manifest, config_bytes = self.remote.resolve_image(
+            ref, OciPlatform.parse(str(self.platform)))
+        config = ImageConfig.from_json(json.loads(config_bytes))
+        if len(config.diff_ids) != len(manifest.layers):
+            raise InvalidArgument(f"{ref}: {len(manifest.layers)} layers but "
+                                  f"{len(config.diff_ids)} diff_ids in its config")
+        chains = chain_ids(config.diff_ids)
+        layers = [Layer(d, str(diff), chain) for d, diff, chain in
+                  zip(manifest.layers, config.diff_ids, chains, strict=True)]
+        size = manifest.config.size + sum(d.size for d in manifest.layers)
+        image = Image(desc, manifest.config.digest, config.created, size, time.time())
+        self.progress.note(f"resolved {ref} ({desc.digest}); layers fetched only if needed")
+        return image, config, layers
 
     def _stage(self, index: int) -> State:
         self._current.stage = index
@@ -236,6 +294,18 @@ class CacheAwareBuilder(Builder):
             if data.is_dir():
                 out.append(CacheMountBlob(name, export_mount(store.content, data)))
         return out
+
+
+def _without_images(plan: BuildPlan, refs: set[str]) -> BuildPlan:
+    """`plan` with the stages' references to `refs` hidden (already resolved lazily)."""
+    stages = []
+    for sp in plan.stages:
+        base = sp.base
+        if base.image in refs:
+            base = replace(base, image=SCRATCH)
+        stages.append(replace(sp, base=base, images=tuple(r for r in sp.images
+                                                          if r not in refs)))
+    return replace(plan, stages=tuple(stages))
 
 
 def _created_by(config: dict[str, Any]) -> str:

@@ -40,7 +40,15 @@ from builder.remotecache.format import (
 )
 from builder.remotecache.spec import CacheExport, CacheImport
 from builder.transfer import RemoteOptions, fetch_blobs, parse_remote, record_sources
-from registry.oci import Descriptor, Digest, mediatypes
+from registry.oci import (
+    Descriptor,
+    Digest,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    mediatypes,
+    parse_manifest,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +189,43 @@ class RemoteCache:
         doc = parse_config(config)
         return self._add(dict(doc.records), _Origin(directory=src),
                          doc.cache_mounts if with_mounts else ())
+
+    def resolve_image(self, ref: str, platform: Platform) -> tuple[Descriptor, ImageManifest,
+                                                                   bytes]:
+        """Resolve a registry image for `platform` without downloading its layers: returns
+        (manifest descriptor, manifest, config bytes). The layers become lazily fetchable (and
+        mountable for a push to the same registry)."""
+        from builder.transfer import _run
+
+        parsed = parse_remote(ref)
+        assert parsed.registry is not None
+
+        async def resolve() -> tuple[Descriptor, bytes]:
+            async with self.options.client(parsed.registry or "") as client:
+                desc, data = await client.resolve(parsed.repository, parsed.reference)
+                parsed_manifest = parse_manifest(data, desc.media_type)
+                if isinstance(parsed_manifest, ImageIndex):
+                    child = parsed_manifest.select(platform)
+                    if child is None:
+                        raise NotFound(f"{ref}: no image for platform {platform}")
+                    desc, data = await client.resolve(parsed.repository, str(child.digest))
+                return desc, data
+
+        desc, data = _run(resolve())
+        manifest = parse_manifest(data, desc.media_type)
+        if not isinstance(manifest, ImageManifest):
+            raise CacheFormatError(f"{ref}: not an image manifest")
+        store = self.store()
+        if not store.content.exists(manifest.config.digest):
+            fetch_blobs(store, ref, [manifest.config], options=self.options)
+        config = read_small(store.content, manifest.config.digest)
+        record_sources(store, parsed.registry, parsed.repository,
+                       [d.digest for d in manifest.layers])
+        with self._lock:
+            for layer in manifest.layers:
+                self._s.origins.setdefault(str(layer.digest), _Origin(ref=ref))
+        return Descriptor(manifest.media_type, Digest.from_bytes(data), len(data)), manifest, \
+            config
 
     def lookup(self, key: str) -> CacheRecord | None:
         """The imported record for `key`, if any (its blob may still be remote)."""
