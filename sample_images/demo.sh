@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the whole loop on this machine, offline.
 #   parse the samples -> make the busybox base -> start strata-registry -> strata build
-#   -> push to the registry -> pull into a second, empty store -> strata run.
-# Push and pull go through skopeo until strata's own push/pull land (issue 6).
+#   -> strata push -> strata pull into a second, empty store -> strata run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STRATA=${STRATA:-$PWD/.venv/bin/strata}
@@ -43,20 +42,18 @@ step "4. strata build sample_images/hello-busybox"
 "$STRATA" --root "$BUILD_ROOT" build --progress=plain -t hello:demo sample_images/hello-busybox
 "$STRATA" --root "$BUILD_ROOT" images
 
-step "5. push to 127.0.0.1:$PORT/demo/hello:1"
-skopeo copy --quiet --dest-tls-verify=false \
-  "oci:$BUILD_ROOT/oci:hello:demo" "docker://127.0.0.1:$PORT/demo/hello:1"
+step "5. strata push 127.0.0.1:$PORT/demo/hello:1"
+"$STRATA" --root "$BUILD_ROOT" tag hello:demo "127.0.0.1:$PORT/demo/hello:1"
+"$STRATA" --root "$BUILD_ROOT" push --progress plain "127.0.0.1:$PORT/demo/hello:1"
 curl -fsS "http://127.0.0.1:$PORT/v2/demo/hello/tags/list"; echo
-curl -fsS "http://127.0.0.1:$PORT/v1/search?q=hello"; echo
+"$STRATA" search --registry "http://127.0.0.1:$PORT" hello
 
-step "6. pull into an empty store"
-skopeo copy --quiet --src-tls-verify=false \
-  "docker://127.0.0.1:$PORT/demo/hello:1" "docker-archive:$WORK/hello.tar:hello:demo"
-"$STRATA" --root "$PULL_ROOT" load -i "$WORK/hello.tar"
+step "6. strata pull into an empty store"
+"$STRATA" --root "$PULL_ROOT" pull --progress plain "127.0.0.1:$PORT/demo/hello:1"
 "$STRATA" --root "$PULL_ROOT" images
 
-step "7. strata run hello:demo"
-"$STRATA" --root "$PULL_ROOT" run --rm hello:demo
-"$STRATA" --root "$PULL_ROOT" run --rm hello:demo cat /srv/greeting.txt
+step "7. strata run"
+"$STRATA" --root "$PULL_ROOT" run --rm "127.0.0.1:$PORT/demo/hello:1"
+"$STRATA" --root "$PULL_ROOT" run --rm "127.0.0.1:$PORT/demo/hello:1" cat /srv/greeting.txt
 
 step "done"
