@@ -46,6 +46,8 @@ def test_fresh_runner_hits_every_step_and_moves_no_layer_when_pushing(
     assert b.result.run == 0 and b.result.cached == STEPS, b.log
     assert b.result.image_id == a.result.image_id  # random RUN output: nothing re-ran
     assert b.cache.bytes_downloaded == 0
+    # other root, other context path, other mtimes: the same step keys
+    assert {r.key for r in b.cache_records} == {r.key for r in a.cache_records}
     assert b.cache.pushed and b.cache.pushed[0][1] == a.cache.pushed[0][1]
     if kind == "registry":
         assert b.cache.pushed[0][2] < 4096  # only the config: layers were mounted
