@@ -96,10 +96,10 @@ class CacheAwareBuilder(Builder):
             self._export_and_push()
             self.cache_result.remote_hits = self.remote.hits
             self.cache_result.bytes_downloaded = self.remote.bytes_downloaded
-            if self.cache_options.cache_from:
+            if self.cache_options.cache_from or self.cache_options.push:
                 self.progress.note(
                     f"build cache: {self.remote.hits} steps from imported cache, "
-                    f"{self.remote.bytes_downloaded} bytes of cached layers downloaded")
+                    f"{self.remote.bytes_downloaded} bytes of layers downloaded lazily")
             return result
         finally:
             self.remote.close()

@@ -3,6 +3,9 @@
 import sys
 from pathlib import Path
 
-from transfer_registries import strata_registry  # noqa: F401 - pytest fixture, found by name
+from transfer_registries import (  # noqa: F401 - pytest fixtures, found by name
+    docker_registry,
+    strata_registry,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))  # ci_util (importlib mode)

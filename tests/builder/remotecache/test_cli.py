@@ -26,7 +26,7 @@ def _summary(events: list[dict[str, object]]) -> dict[str, object]:
 
 def _downloaded(events: list[dict[str, object]]) -> int:
     for e in events:
-        m = re.search(r"(\d+) bytes of cached layers downloaded", str(e.get("message") or ""))
+        m = re.search(r"(\d+) bytes of layers downloaded lazily", str(e.get("message") or ""))
         if m:
             return int(m[1])
     raise AssertionError("no cache download report")
