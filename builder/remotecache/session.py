@@ -309,6 +309,10 @@ class RemoteCache:
         doc = self.document(spec.mode, final_stages)
         if extra is not None:
             doc = CacheDocument(doc.records, doc.mode, extra.cache_mounts)
+        if spec.compression is not None:
+            from builder.remotecache.recompress import recompress
+
+            doc = recompress(doc, spec.compression, self.store().content, self.ensure_local)
         config = doc.config_bytes()
         manifest = doc.manifest(config)
         from registry.oci import canonical_bytes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ci_util import STEPS, make_context, run_build, seed_base
-from transfer_registries import RunningRegistry
+from transfer_registries import RunningRegistry, strata
 
 from builder.images import ImageStore
 from builder.remotecache import INLINE_CONFIG_KEY
@@ -108,3 +108,20 @@ def test_inline_cache_in_the_pushed_image(tmp_path: Path, strata_registry: Runni
     # only the base layers the re-run deps stage unpacks; no cached layer came down
     base_bytes = sum(size for _, size in _layers_of(tmp_path / "seed", "busybox:latest"))
     assert b.cache.bytes_downloaded == base_bytes
+
+
+def test_compression_zstd_cache_serves_a_fresh_runner(
+        tmp_path: Path, strata_registry: RunningRegistry, base: str) -> None:
+    dest = tmp_path / "cachedir"
+    run_build(tmp_path / "runner-a", make_context(tmp_path / "ctx-a", base), tags=("app:a",),
+              cache_to=(f"type=local,dest={dest},mode=max,compression=zstd",))
+    b = run_build(tmp_path / "runner-b", make_context(tmp_path / "ctx-b", base),
+                  tags=("app:b",), cache_from=(f"type=local,src={dest}",))
+    assert b.result.run == 0, b.log
+    with ImageStore(tmp_path / "runner-b") as store:
+        rows = store.layers(store.resolve("app:b"))
+        built = [r for r in rows if r.blob_digest not in
+                 {d for d, _ in _layers_of(tmp_path / "seed", "busybox:latest")}]
+        assert built and all(r.media_type == mediatypes.OCI_LAYER_ZSTD for r in built)
+    out = strata(tmp_path / "runner-b", "run", "--rm", "app:b")  # the zstd layers unpack
+    assert out.stdout.endswith("app v1\n")
