@@ -56,3 +56,5 @@ def write_busybox_rootfs(dest: Path) -> Path:
                  b"app:x:1000:1000:app:/home/app:/bin/sh\n")
         add_file(tar, "etc/group", b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")
     return dest
+
+REPO = Path(__file__).resolve().parent.parent  # the repository root

@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # store_util (importlib import mode)
 
-from builder.images import ImageStore  # noqa: E402
+from tooling import REPO  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[3]
+from builder.images import ImageStore  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import REPO
 from store_util import make_docker_archive
+from tooling import REPO
 
 from builder.images import ImageStore
 

@@ -7,8 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
-from tooling import DOCKER_CLIENT
+from tooling import DOCKER_CLIENT, REPO
 
 SCRIPT = REPO / "sample_images" / "busybox" / "make-base.sh"
 
