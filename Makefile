@@ -44,6 +44,8 @@ bench: deps
 	$(PY) benchmarks/layer_bench.py --size-mib 256 --reps 3
 	$(PY) benchmarks/registry_bench.py
 	$(PY) benchmarks/build_bench.py
+	$(PY) benchmarks/transfer_bench.py
+	$(PY) benchmarks/ci_cache_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check dockerfile_grammar builder registry tests
