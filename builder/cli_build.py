@@ -155,20 +155,32 @@ def register(sub: Any) -> None:
     p.add_argument("context", metavar="CONTEXT", help="build context directory")
     p.add_argument("-f", "--file", metavar="DOCKERFILE",
                    help="Dockerfile (default: CONTEXT/Dockerfile)")
-    p.add_argument("-t", "--tag", action="append", metavar="NAME:TAG")
-    p.add_argument("--target", metavar="STAGE")
-    p.add_argument("--build-arg", action="append", metavar="K=V")
-    p.add_argument("--label", action="append", metavar="K=V")
-    p.add_argument("--platform")
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--no-cache-filter", action="append", metavar="STAGE")
-    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE")
-    p.add_argument("--network", default="default", metavar="default|none|host")
-    p.add_argument("--progress", default="auto", choices=["auto", "tty", "plain", "rawjson"])
-    p.add_argument("--iidfile", metavar="FILE")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
-    p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
+    p.add_argument("-t", "--tag", action="append", metavar="NAME:TAG",
+                   help="name the image (repeatable)")
+    p.add_argument("--target", metavar="STAGE",
+                   help="build this stage (default: the last); stages it does not need are skipped")
+    p.add_argument("--build-arg", action="append", metavar="K=V",
+                   help="set a build-time ARG (K alone takes the value from the environment)")
+    p.add_argument("--label", action="append", metavar="K=V", help="add an image label")
+    p.add_argument("--platform", metavar="OS/ARCH",
+                   help="target platform; only the host's is supported (clear error otherwise)")
+    p.add_argument("--no-cache", action="store_true", help="run every step; ignore the cache")
+    p.add_argument("--no-cache-filter", action="append", metavar="STAGE",
+                   help="ignore the cache for this stage only (repeatable)")
+    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE",
+                   help="a secret for RUN --mount=type=secret (src=FILE or env=VAR); never "
+                   "stored in a layer, log or cache key")
+    p.add_argument("--network", default="default", metavar="default|none|host",
+                   help="network for RUN steps (default: the host's; RUN --network overrides)")
+    p.add_argument("--progress", default="auto", choices=["auto", "tty", "plain", "rawjson"],
+                   help="auto: live view on a terminal, plain lines otherwise; rawjson: events")
+    p.add_argument("--iidfile", metavar="FILE", help="write the image ID to FILE")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the image ID on stdout")
+    p.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"],
+                   help="overlay (kernel overlayfs) or native (copies); auto probes overlay")
+    p.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"],
+                   help="RUN sandbox: an OCI runtime (crun/runc) or the built-in namespaces")
     p.add_argument("--insecure-registry", action="append", metavar="HOST",
                    help="plain-http registry for pulling missing base images (loopback is)")
     p.add_argument("--cache-from", action="append", metavar="type=registry,ref=REF",
@@ -189,14 +201,21 @@ def register(sub: Any) -> None:
 
     r = sub.add_parser("run", help="run a command in a container from an image")
     r.add_argument("--rm", action="store_true", help="discard the container's changes")
-    r.add_argument("-e", "--env", action="append", metavar="K=V")
-    r.add_argument("-v", "--volume", action="append", metavar="HOST:CTR[:ro]")
-    r.add_argument("-w", "--workdir", metavar="DIR")
-    r.add_argument("-u", "--user", metavar="USER")
-    r.add_argument("--network", default="default", metavar="default|none|host")
-    r.add_argument("--entrypoint")
-    r.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"])
-    r.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"])
-    r.add_argument("image", metavar="IMAGE")
-    r.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    r.add_argument("-e", "--env", action="append", metavar="K=V",
+                   help="set an environment variable (K alone copies it from here)")
+    r.add_argument("-v", "--volume", action="append", metavar="HOST:CTR[:ro]",
+                   help="bind-mount a host path into the container")
+    r.add_argument("-w", "--workdir", metavar="DIR", help="working directory in the container")
+    r.add_argument("-u", "--user", metavar="USER",
+                   help="user[:group], names resolved in the image's /etc/passwd")
+    r.add_argument("--network", default="default", metavar="default|none|host",
+                   help="the host's network (default) or none")
+    r.add_argument("--entrypoint", help="override the image's ENTRYPOINT")
+    r.add_argument("--snapshotter", default="auto", choices=["auto", "overlay", "native"],
+                   help="how the container's root is prepared (see strata build)")
+    r.add_argument("--isolation", default="auto", choices=["auto", "runtime", "chroot"],
+                   help="sandbox: an OCI runtime (crun/runc) or the built-in namespaces")
+    r.add_argument("image", metavar="IMAGE", help="local image name or ID")
+    r.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD",
+                   help="command and arguments (default: the image's ENTRYPOINT and CMD)")
     r.set_defaults(func=_cmd_run)
