@@ -20,6 +20,7 @@ import enum
 import os
 import stat
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,35 @@ def tree_changes(lower: Path | None, upper: Path) -> Iterator[Change]:
     if lower is None:
         yield from _all_added(Path(upper), "")
     else:
-        yield from _compare_dirs(Path(lower), Path(upper), "")
+        broken = _changed_link_groups(Path(lower), Path(upper))
+        yield from _compare_dirs(Path(lower), Path(upper), "", broken)
+
+
+def _link_groups(root: Path) -> dict[tuple[int, int], set[str]]:
+    """(dev, inode) -> relative paths, for regular files with more than one link."""
+    groups: dict[tuple[int, int], set[str]] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                groups.setdefault((st.st_dev, st.st_ino), set()).add(
+                    os.path.relpath(path, root))
+    return groups
+
+
+def _changed_link_groups(lower: Path, upper: Path) -> AbstractSet[tuple[int, int]]:
+    """Hard-link groups of `upper` that differ from `lower`'s at the same paths.
+
+    Every name of such a group goes into the layer, even a name whose own file looks
+    unchanged: otherwise `b`, still linked to a moved `a`, would keep its old inode when
+    the layer is applied and the group would come apart."""
+    if not any(os.lstat(os.path.join(d, f)).st_nlink > 1
+               for d, _, files in os.walk(upper) for f in files):
+        return set()
+    low_groups = {frozenset(paths) for paths in _link_groups(lower).values()}
+    return {ino for ino, paths in _link_groups(upper).items()
+            if frozenset(paths) not in low_groups}
 
 
 def _all_added(directory: Path, prefix: str) -> Iterator[Change]:
@@ -127,7 +156,8 @@ def _all_added(directory: Path, prefix: str) -> Iterator[Change]:
             yield from _all_added(host, rel + "/")
 
 
-def _compare_dirs(lower: Path, upper: Path, prefix: str) -> Iterator[Change]:
+def _compare_dirs(lower: Path, upper: Path, prefix: str,
+                  broken: AbstractSet[tuple[int, int]] = frozenset()) -> Iterator[Change]:
     lows = {e.name: e for e in _sorted_entries(lower)}
     ups = {e.name: e for e in _sorted_entries(upper)}
     for name in sorted(lows.keys() - ups.keys()):  # deletions first, as overlay_changes
@@ -144,12 +174,13 @@ def _compare_dirs(lower: Path, upper: Path, prefix: str) -> Iterator[Change]:
             continue
         low_path = Path(low.path)
         low_is_dir = low.is_dir(follow_symlinks=False)
-        if not _same_entry(low_path, low.stat(follow_symlinks=False),
-                           up_path, up.stat(follow_symlinks=False)):
+        up_st = up.stat(follow_symlinks=False)
+        if (up_st.st_dev, up_st.st_ino) in broken or not _same_entry(
+                low_path, low.stat(follow_symlinks=False), up_path, up_st):
             yield Change(ChangeKind.MODIFY, rel, up_path)
         if up_is_dir:
             if low_is_dir:
-                yield from _compare_dirs(low_path, up_path, rel + "/")
+                yield from _compare_dirs(low_path, up_path, rel + "/", broken)
             else:
                 yield from _all_added(up_path, rel + "/")
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from layer_treeutil import describe
 
@@ -75,6 +75,9 @@ def test_random_trees_round_trip(
     assert describe(dest) == describe(src)
 
 
+@example(  # a hard-link partner that did not change must follow its moved partner
+    before=[(["a"], "file", 0, 0, b"", 1), (["b"], "hardlink", 0, 0, b"", 0)],
+    after=[(["a", "a"], "file", 0, 0, b"", 1), (["b"], "hardlink", 0, 0, b"", 0)])
 @given(before=st.lists(ENTRY, max_size=10), after=st.lists(ENTRY, max_size=10))
 @settings(max_examples=30, deadline=None)
 def test_random_tree_diffs_apply_to_the_new_tree(
