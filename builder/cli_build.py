@@ -64,6 +64,16 @@ def parse_secret(text: str) -> tuple[str, Path]:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    """Build; secrets copied from the environment into temp files never outlive the command,
+    whatever fails (flag checks included)."""
+    try:
+        return _build(args)
+    finally:
+        while _TEMP_SECRETS:
+            _TEMP_SECRETS.pop().unlink(missing_ok=True)
+
+
+def _build(args: argparse.Namespace) -> int:
     from builder.build import BuildOptions, build, source_date_epoch_from_env
     from builder.progress import open_progress
 
@@ -105,9 +115,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
     except BaseException:
         progress.close(None)
         raise
-    finally:
-        while _TEMP_SECRETS:
-            _TEMP_SECRETS.pop().unlink(missing_ok=True)
     if args.iidfile:
         Path(args.iidfile).write_text(result.image_id)
     if args.quiet:

@@ -113,10 +113,23 @@ class Metadata:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.migrate()
+
+    def _enable_wal(self, deadline_s: float = 60.0) -> None:
+        """Switch to WAL. Two processes opening a new store at once can get SQLITE_BUSY from
+        this pragma without SQLite's busy handler being consulted, so retry it here."""
+        give_up = time.monotonic() + deadline_s
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > give_up:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.conn.close()

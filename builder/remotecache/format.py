@@ -31,6 +31,7 @@ from typing import Any
 from builder.cache import CachedLayer, CacheRecord
 from builder.cachekey import KEY_VERSION
 from registry.oci import Descriptor, Digest, ImageManifest, canonical_bytes, mediatypes
+from registry.oci.errors import RegistryError
 
 ARTIFACT_TYPE = "application/vnd.strata.buildcache.v1+json"
 CONFIG_MEDIA_TYPE = "application/vnd.strata.buildcache.config.v1+json"
@@ -150,7 +151,7 @@ def parse_config(data: bytes) -> CacheDocument:
         try:
             mounts.append(CacheMountBlob(str(m["id"]), Descriptor(
                 str(m["mediaType"]), Digest.parse(str(m["digest"])), int(m["size"]))))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RegistryError) as exc:
             raise CacheFormatError(f"cache mount entry: {exc}") from None
     return CacheDocument(records_from_json(doc.get("records") or {}),
                          str(doc.get("mode", "max")), tuple(mounts))

@@ -49,6 +49,7 @@ from registry.oci import (
     mediatypes,
     parse_manifest,
 )
+from registry.oci.errors import RegistryError
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,9 @@ class RemoteCache:
                 n = self._load_registry(spec.ref, spec.cache_mounts) \
                     if spec.type == "registry" and spec.ref \
                     else self._load_local(spec.src, spec.cache_mounts) if spec.src else 0
-            except (StrataError, CacheFormatError, OSError, ValueError, KeyError) as exc:
+            except (StrataError, RegistryError, CacheFormatError, OSError, ValueError,
+                    KeyError, TypeError) as exc:
+                # RegistryError: a malformed digest or descriptor in the remote JSON
                 self.log(f"cache import from {where} skipped: {exc}")
                 continue
             self.log(f"imported {n} build cache records from {where}")

@@ -168,8 +168,16 @@ def run_key(run: Run, state: State, env: Mapping[str, str], options: RunOptions,
     return cachekey.run_key(
         state.key, command=command_of(run), env=env, shell=cfg.shell, user=cfg.user,
         workdir=cfg.workdir, platform=options.platform, network=_network(run, options),
-        security=run.security or "sandbox",
-        mounts=mount_keys(run, state, context, from_states))
+        security=_security(run), mounts=mount_keys(run, state, context, from_states))
+
+
+def _security(run: Run) -> str:
+    """RUN --security: `sandbox` is what every step gets; `insecure` (privileged) is refused
+    rather than silently run sandboxed."""
+    value = run.security or "sandbox"
+    if value != "sandbox":
+        raise InvalidArgument(f"RUN --security={value} is not supported (only sandbox)")
+    return value
 
 
 def created_by(run: Run, state: State, env: Mapping[str, str], arg_names: Sequence[str]) -> str:

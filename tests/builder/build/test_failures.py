@@ -53,6 +53,8 @@ def test_failing_run_names_step_command_exit_code_and_output(strata: Strata,
     ("FROM busybox\nRUNN true\n", {}, ["unknown instruction"]),
     ("FROM busybox\nCOPY a b /notadir\n", {"a": "", "b": ""}, ["must be a directory"]),
     ("FROM busybox\nUSER nobody-here\nRUN true\n", {}, ["unable to find user nobody-here"]),
+    ("FROM busybox\nRUN --security=insecure true\n", {}, ["--security=insecure",
+                                                            "not supported"]),
 ])
 def test_bad_builds_fail_clearly_and_leave_the_store_alone(
         strata: Strata, context: Ctx, tmp_path: Path, dockerfile: str,

@@ -126,6 +126,19 @@ def test_secret_from_an_environment_variable_leaves_no_file_behind(
     assert set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*")) == before
 
 
+def test_env_secret_file_is_removed_when_a_later_flag_is_refused(
+        strata: Strata, context: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    import glob
+    import tempfile
+
+    monkeypatch.setenv("MY_TOKEN", "ENV-SECRET-10")
+    ctx = context("FROM busybox\nRUN true\n")
+    before = set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*"))
+    res = strata.build(ctx, "--secret", "id=tok,env=MY_TOKEN", "--network", "bogus")
+    assert res.rc != 0 and "--network" in res.err
+    assert set(glob.glob(f"{tempfile.gettempdir()}/strata-secret-*")) == before
+
+
 def test_bind_mount_of_the_context_hides_dockerignored_files(strata: Strata, context: Ctx,
                                                              tmp_path: Path) -> None:
     ctx = context("FROM busybox\nRUN --mount=type=bind,target=/ctx ls -A /ctx > /listing\n",

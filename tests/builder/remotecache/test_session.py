@@ -142,3 +142,37 @@ def test_pushing_an_image_of_lazy_layers_mounts_them_without_download(
     pushed = strata_registry.get_json("/v2/app/image/manifests/1",
                                       accept=mediatypes.OCI_MANIFEST)
     assert Digest.from_bytes(canonical_bytes(pushed)) == digest
+
+
+def test_a_cache_with_a_malformed_digest_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """A cache config whose record names a bad digest (DigestInvalid, a RegistryError)
+    must be reported and skipped like any unreadable source: a cold cache never fails."""
+    import hashlib
+
+    dest = tmp_path / "cachedir"
+    a = RemoteCache(tmp_path / "a")
+    _fill(tmp_path / "a", a, 1)
+    a.export(CacheExport("local", dest=dest, mode="max"), [0])
+    blobs = dest / "blobs" / "sha256"
+    index = json.loads((dest / "index.json").read_text())
+    manifest_path = blobs / index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(manifest_path.read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"].split(":")[1]).read_bytes())
+    record = next(iter(config["records"].values()))
+    record["layer"]["digest"] = "sha256:not-a-digest"
+
+    def put(data: bytes) -> str:
+        hexd = hashlib.sha256(data).hexdigest()
+        (blobs / hexd).write_bytes(data)
+        return f"sha256:{hexd}"
+
+    config_bytes = canonical_bytes(config)
+    manifest["config"].update(digest=put(config_bytes), size=len(config_bytes))
+    manifest_bytes = canonical_bytes(manifest)
+    index["manifests"][0].update(digest=put(manifest_bytes), size=len(manifest_bytes))
+    (dest / "index.json").write_text(json.dumps(index))
+
+    notes: list[str] = []
+    b = RemoteCache(tmp_path / "b", log=notes.append)
+    assert b.load([CacheImport("local", src=dest)]) == 0
+    assert len(notes) == 1 and "skipped" in notes[0]
