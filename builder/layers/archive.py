@@ -44,7 +44,7 @@ _ENCODING, _ERRORS = "utf-8", "surrogateescape"
 _CHUNK = 1 << 20
 _BUFFER = 1 << 20
 _END_OF_ARCHIVE = b"\0" * (2 * tarfile.BLOCKSIZE)
-WHITEOUT_MODES = ("overlay", "merge")
+WHITEOUT_MODES = ("overlay", "merge", "none")
 
 
 class Sink(Protocol):
@@ -307,7 +307,8 @@ def apply_tar(
     whiteouts="overlay": `.wh.NAME` becomes a 0/0 character device and `.wh..wh..opq` the
     `trusted.overlay.opaque=y` xattr, so `root` can serve as an overlay lower directory.
     whiteouts="merge": the named path (or the directory's older contents) is deleted, for
-    applying onto a flattened tree. See the module docstring for the safety rules.
+    applying onto a flattened tree. whiteouts="none": `.wh.` entries are ordinary files, as
+    docker's ADD extracts a local archive. See the module docstring for the safety rules.
 
     parents: the unpacked directories of the lower layers, topmost first. A layer may omit the
     entry of a directory it writes into (umoci and hand-made tars do); applied into an empty
@@ -466,7 +467,7 @@ def _apply_member(
         parent = _resolve(state, member, parent_rel, follow_final=True)
         _ensure_dir_chain(state, member, parent)
         state.parent_cache[parent_rel] = parent
-    if base.startswith(WHITEOUT_PREFIX):
+    if base.startswith(WHITEOUT_PREFIX) and state.whiteouts != "none":
         _apply_whiteout(state, member, parent, base)
         return
     target = parent / base

@@ -278,7 +278,7 @@ def _place_matches(w: Writer, plan: CopyPlan) -> None:
                 and _is_archive(entry.path)):
             dir_host = w.mkdirs(target)
             with _decompressed(entry.path) as stream:
-                apply_tar(stream, dir_host, whiteouts="merge")
+                apply_tar(stream, dir_host, whiteouts="none")  # ADD: no layer semantics
             continue
         into_dir = (target.endswith("/") or many or w.is_dir(target)) and not (
             instr.parents and match.name)

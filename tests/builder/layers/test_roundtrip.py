@@ -193,3 +193,21 @@ def test_short_writes_of_a_raw_sink_are_completed(sample: Path) -> None:
     info = write_tree_layer(sample, sink, compression="gzip")
     assert len(sink.buf) == info.size
     assert Digest.from_bytes(bytes(sink.buf)) == info.digest
+
+
+def test_whiteouts_none_extracts_wh_entries_as_plain_files(tmp_path: Path) -> None:
+    """What ADD of a local archive needs: an archive is not a layer, so `.wh.x` is a file."""
+    from builder.layers.archive import apply_tar
+
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "x").write_text("keep")
+    (root / "d" / "old").write_text("keep")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in (".wh.x", "d/.wh..wh..opq"):
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    buf.seek(0)
+    apply_tar(buf, root, whiteouts="none")
+    assert (root / "x").read_text() == "keep" and (root / "d" / "old").read_text() == "keep"
+    assert (root / ".wh.x").is_file() and (root / "d" / ".wh..wh..opq").is_file()
