@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from builder.errors import StrataError
+from registry.oci.errors import RegistryError
 
 
 def strata_version() -> str:
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StrataError as exc:
         print(f"strata: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RegistryError as exc:  # a registry answer no lower layer translated: no traceback
+        print(f"strata: error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

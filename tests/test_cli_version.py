@@ -38,3 +38,15 @@ def test_transfer_concurrency_default_matches_the_cli() -> None:
     from builder import cli_transfer, transfer
 
     assert cli_transfer.DEFAULT_CONCURRENCY == transfer.DEFAULT_CONCURRENCY
+
+
+def test_a_stray_registry_error_is_a_message_not_a_traceback(monkeypatch, capsys) -> None:
+    from builder import cli
+    from registry.oci.errors import ManifestUnknown
+
+    def boom(args: object) -> int:
+        raise ManifestUnknown("no such manifest")
+
+    monkeypatch.setattr(cli, "_cmd_version", boom)
+    assert cli.main(["version"]) == 1
+    assert "MANIFEST_UNKNOWN: no such manifest" in capsys.readouterr().err
