@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.context import ContextEntry, EntryKind
+from builder.errors import InvalidArgument
 from builder.layers.resolve import resolve_in_root
 
 
@@ -101,9 +102,10 @@ class Writer:
                 os.lchown(host, uid, gid)
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                os.unlink(host)
-                os.mkdir(host)
-                os.chmod(host, 0o755)
+                # docker: mkdir fails with "not a directory"; never replace what is there
+                # (through a symlink that would destroy the link's target)
+                raise InvalidArgument(f"cannot copy to {path}: /{current.lstrip('/')} is not "
+                                      "a directory")
             if i < len(parts) - 1:
                 self._dirs[current] = host
         self._dirs[path] = host

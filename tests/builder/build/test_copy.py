@@ -159,3 +159,14 @@ def test_add_copies_a_file_that_only_looks_compressed(strata: Strata, context: C
     ctx = context("FROM busybox\nADD notatar.gz /raw/\n", {"notatar.gz": fake})
     tree = build_tree(strata, ctx, tmp_path)
     assert (tree / "raw/notatar.gz").read_bytes() == fake
+
+
+def test_copy_through_a_symlink_to_a_file_fails_and_keeps_the_file(
+        strata: Strata, context: Ctx, tmp_path: Path) -> None:
+    """docker refuses to make a directory where a file (or a link to one) stands; strata used
+    to delete the link's target and put a directory there."""
+    ctx = context("FROM busybox\nRUN echo keep > /target && ln -s /target /link\n"
+                  "COPY a.txt /link/a.txt\n", {"a.txt": "x"})
+    res = strata.build(ctx, "-t", "cl:1")
+    assert res.rc != 0 and "not a directory" in res.err, res.err
+    assert "Traceback" not in res.err
