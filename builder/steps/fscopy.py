@@ -21,24 +21,28 @@ from builder.errors import InvalidArgument
 from builder.layers.resolve import resolve_in_root
 
 
-def _copy_file(source: str, dest: Path, size: int) -> None:
-    """Copy a regular file's bytes in the kernel (copy_file_range, falling back to a loop);
-    `dest` must not exist (O_EXCL, never through a symlink)."""
+def _copy_fd(in_fd: int, out_fd: int) -> None:
+    """Copy all bytes between two fds in the kernel (copy_file_range), or by a read loop where
+    the filesystem pair does not support it."""
+    try:
+        while os.copy_file_range(in_fd, out_fd, 1 << 30) > 0:
+            pass
+    except OSError:
+        os.lseek(in_fd, 0, os.SEEK_SET)
+        os.lseek(out_fd, 0, os.SEEK_SET)
+        os.ftruncate(out_fd, 0)
+        while chunk := os.read(in_fd, 1 << 20):
+            os.write(out_fd, chunk)
+
+
+def _copy_file(source: str, dest: Path) -> None:
+    """Copy a regular file's bytes; `dest` must not exist (O_EXCL, never through a symlink)."""
     out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
     try:
         in_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            del size
-            try:
-                while os.copy_file_range(in_fd, out_fd, 1 << 30) > 0:
-                    pass
-            except OSError:
-                os.lseek(in_fd, 0, os.SEEK_SET)
-                os.lseek(out_fd, 0, os.SEEK_SET)
-                os.ftruncate(out_fd, 0)
-                while chunk := os.read(in_fd, 1 << 20):
-                    os.write(out_fd, chunk)
+            _copy_fd(in_fd, out_fd)
         finally:
             os.close(in_fd)
     finally:
@@ -144,7 +148,7 @@ class Writer:
                 os.mkdir(host)
             self.dir_times.append((host, entry.st.st_mtime_ns))
         elif kind is EntryKind.FILE:
-            _copy_file(entry.hostpath, host, entry.size)
+            _copy_file(entry.hostpath, host)
         elif kind is EntryKind.SYMLINK:
             os.symlink(entry.link_target or "", host)
         elif kind is EntryKind.FIFO:
@@ -168,7 +172,7 @@ class Writer:
         parent, _, name = dest.rstrip("/").rpartition("/")
         host = self.mkdirs(parent or "/") / name
         self._replace(host, False)
-        _copy_file(str(source), host, os.stat(source).st_size)
+        _copy_file(str(source), host)
         self._finish(host, EntryKind.FILE, mode, 0, 0, mtime_ns)
 
     def copy_regular(self, entry: ContextEntry, host: Path) -> bool:
@@ -183,15 +187,7 @@ class Writer:
         try:
             in_fd = os.open(entry.hostpath, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                try:
-                    while os.copy_file_range(in_fd, out_fd, 1 << 30) > 0:
-                        pass
-                except OSError:
-                    os.lseek(in_fd, 0, os.SEEK_SET)
-                    os.lseek(out_fd, 0, os.SEEK_SET)
-                    os.ftruncate(out_fd, 0)
-                    while chunk := os.read(in_fd, 1 << 20):
-                        os.write(out_fd, chunk)
+                _copy_fd(in_fd, out_fd)
             finally:
                 os.close(in_fd)
             os.fchown(out_fd, *self.own.owner(entry.uid, entry.gid))
