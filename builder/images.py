@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -555,3 +556,31 @@ def _tree_size(root: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, name)).st_size
     return total
+
+
+class ThreadStores:
+    """One ImageStore per thread on one root (each holds its own SQLite connection, which must
+    not cross threads); `close()` closes every store handed out."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._stores: list[ImageStore] = []
+
+    def get(self) -> ImageStore:
+        store: ImageStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = ImageStore(self.root)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                with contextlib.suppress(Exception):
+                    store.close()
+            self._stores.clear()
+

@@ -17,7 +17,6 @@ Thread-safe: stages run concurrently; each thread gets its own ImageStore handle
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +26,7 @@ from pathlib import Path
 from builder.cache import CacheRecord
 from builder.content import read_small, write_blob, write_bytes
 from builder.errors import NotFound, StrataError
-from builder.images import ImageStore
+from builder.images import ImageStore, ThreadStores
 from builder.remotecache import layout
 from builder.remotecache.format import (
     CacheDocument,
@@ -96,26 +95,16 @@ class RemoteCache:
         self.hits = 0
         self._s = _State()
         self._lock = threading.RLock()
-        self._local = threading.local()
-        self._stores: list[ImageStore] = []
+        self._stores = ThreadStores(self.root)
 
     # ------------------------------------------------------------------ plumbing
 
     def store(self) -> ImageStore:
-        store: ImageStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = ImageStore(self.root)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store
+        """This thread's ImageStore on the build's store root."""
+        return self._stores.get()
 
     def close(self) -> None:
-        with self._lock:
-            for store in self._stores:
-                with contextlib.suppress(Exception):
-                    store.close()
-            self._stores.clear()
+        self._stores.close()
 
     @property
     def records(self) -> dict[str, StepRecord]:

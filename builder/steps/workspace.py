@@ -25,7 +25,7 @@ from pathlib import Path
 
 from builder.cache import BuildCache
 from builder.errors import AlreadyExists, NotFound
-from builder.images import ImageStore
+from builder.images import ImageStore, ThreadStores
 from builder.layers.applier import apply_layer
 from builder.layers.changes import Change
 from builder.layers.differ import write_layer
@@ -60,8 +60,7 @@ class Workspace:
         self.level = level
         self.adaptive = adaptive  # store incompressible layers as plain tar
         self._lock = threading.RLock()
-        self._local = threading.local()
-        self._stores: list[ImageStore] = []
+        self._stores = ThreadStores(self.store_root)
 
     @property
     def snapshotter(self) -> Snapshotter:
@@ -74,20 +73,10 @@ class Workspace:
 
     def store(self) -> ImageStore:
         """This thread's ImageStore on the build's store root."""
-        store: ImageStore | None = getattr(self._local, "store", None)
-        if store is None:
-            store = ImageStore(self.store_root)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store
+        return self._stores.get()
 
     def close(self) -> None:
-        with self._lock:
-            for store in self._stores:
-                with contextlib.suppress(Exception):
-                    store.close()
-            self._stores.clear()
+        self._stores.close()
 
     # ------------------------------------------------------------------ snapshots
 
