@@ -79,6 +79,10 @@ class BuildResult:
     cached: int
     run: int
     seconds: float
+    bases: tuple[tuple[str, str], ...] = ()
+    """Every image reference the build read (FROM, COPY --from, mounts) -> manifest digest."""
+    fetched_urls: bool = False
+    """An ADD read an http(s) URL: the result depends on more than the local inputs."""
 
     @property
     def image_id(self) -> str:
@@ -151,6 +155,7 @@ class Builder:
         self._scope_lock = threading.Lock()
         self._executor: Executor | None = None
         self._exec_lock = threading.Lock()
+        self._fetched_urls = False
 
     # ------------------------------------------------------------------ entry point
 
@@ -198,7 +203,9 @@ class Builder:
                             self.finals[i] = fut.result()
             final = self.finals[self.plan.target]
             image = self._write_image(final)
-        return BuildResult(image, self.counter.cached, self.counter.run, time.monotonic() - t0)
+        bases = tuple((ref, str(img.manifest.digest)) for ref, (img, _, _) in self.images.items())
+        return BuildResult(image, self.counter.cached, self.counter.run, time.monotonic() - t0,
+                           bases, self._fetched_urls)
 
     # ------------------------------------------------------------------ bases
 
@@ -370,6 +377,9 @@ class Builder:
                 executor=self._get_executor(), options=self.run_options,
                 context=self.context, from_states=from_states, output=_Out(), step=label))
         if isinstance(instr, Copy | Add):
+            if isinstance(instr, Add) and any(s.startswith(copy_step.URL_PREFIXES)
+                                              for s in instr.sources):
+                self._fetched_urls = True
             cplan = copy_step.plan_copy(instr, state, self.context, from_states)
             try:
                 return self._cached_or(cplan.key, state, no_cache,
