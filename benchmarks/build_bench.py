@@ -37,15 +37,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from dockerd import DockerdStartError, private_dockerd, unmount_under  # noqa: E402
+from tooling import DOCKER_CLIENT  # noqa: E402
+
 BENCH_DIR = Path(os.environ.get("STRATA_BENCH_DIR", REPO.parent / "shared" / "bench"))
 STRATA = REPO / ".venv" / "bin" / "strata"
-DOCKER_CLIENT = "/usr/bin/docker"
 SCENARIOS = ("cold", "cached", "onefile")
 
 
@@ -57,45 +57,6 @@ def strata_args(root: Path) -> list[str]:
             "--run-a", f"{cli} run --rm {{tag}} {{cmd}}",
             "--rmi-a", f"{cli} rmi {{ref}}",
             "--id-a", f"{cli} inspect --id {{tag}}"]
-
-
-def _unmount_under(base: Path) -> None:
-    prefix = str(base) + "/"
-    with open("/proc/self/mountinfo") as fh:
-        points = [line.split()[4] for line in fh]
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
-
-
-@contextmanager
-def private_dockerd(base: Path) -> Iterator[dict[str, str]]:
-    """Start a dockerd of our own under `base`; yields the client environment."""
-    sock = base / "docker.sock"
-    log = (base / "dockerd.log").open("wb")
-    proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "docker.pid"), "--host", f"unix://{sock}",
-         "--storage-driver", "overlay2"], stdout=log, stderr=subprocess.STDOUT)
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER": DOCKER_CLIENT}
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run([DOCKER_CLIENT, "version"], env=env,
-                             capture_output=True).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("dockerd did not start:\n"
-                                 + (base / "dockerd.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        _unmount_under(base)
 
 
 def run_harness(other: str, root: Path, opts: argparse.Namespace, out_json: Path,
@@ -200,14 +161,19 @@ def main() -> int:
             if other == "docker":
                 dockerd = work / "dockerd"
                 dockerd.mkdir()
-                with private_dockerd(dockerd) as env:
-                    results[other] = run_harness(other, root, opts, work / f"{other}.json", env)
+                try:
+                    with private_dockerd(dockerd) as env:
+                        env = {**env, "DOCKER": DOCKER_CLIENT}
+                        results[other] = run_harness(other, root, opts,
+                                                     work / f"{other}.json", env)
+                except DockerdStartError as e:
+                    raise SystemExit(str(e)) from None
             else:
                 results[other] = run_harness(other, root, opts, work / f"{other}.json",
                                              dict(os.environ))
             subprocess.run([str(STRATA), "--root", str(root), "prune"], capture_output=True)
     finally:
-        _unmount_under(work)
+        unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=1))

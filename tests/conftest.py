@@ -9,25 +9,14 @@ Helpers (free_port, write_busybox_rootfs) live in tests/tooling.py, importable a
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tooling import DOCKER_CLIENT, write_busybox_rootfs
-
-
-def _unmount_under(base: Path) -> None:
-    """Lazily unmount everything dockerd left mounted below `base` (netns, overlay layers)."""
-    prefix = str(base) + "/"
-    with open("/proc/self/mountinfo") as fh:
-        points = [line.split()[4] for line in fh]
-    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True)
+from dockerd import private_dockerd
+from tooling import write_busybox_rootfs
 
 
 @pytest.fixture(scope="session")
@@ -45,35 +34,8 @@ def docker_daemon() -> Iterator[dict[str, str]]:
     `docker login` never touches ~/.docker.
     """
     base = Path(tempfile.mkdtemp(prefix="strata-dockerd-"))
-    sock = base / "docker.sock"
-    log_path = base / "dockerd.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
-         "--pidfile", str(base / "docker.pid"), "--host", f"unix://{sock}",
-         "--storage-driver", "overlay2"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1",
-           "DOCKER_CONFIG": str(base / "client")}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            ok = subprocess.run([DOCKER_CLIENT, "version"], env=env, capture_output=True)
-            if ok.returncode == 0:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.3)
-        yield env
+        with private_dockerd(base) as env:
+            yield {**env, "DOCKER_BUILDKIT": "1", "DOCKER_CONFIG": str(base / "client")}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        _unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
