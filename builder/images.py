@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builder.content import LocalContentStore, atomic_write, read_small
+from builder.content import LocalContentStore, read_small
 from builder.errors import FailedPrecondition, InvalidArgument, NotFound
+from builder.fsutil import atomic_write, fsync_dir
 from builder.layers.applier import apply_layer
 from builder.layers.fileindex import FileIndex
 from builder.metadata import ImageRow, LayerRow, Metadata, UnpackedRow
@@ -503,7 +504,7 @@ class ImageStore:
             _file_index(self.pool_dir).dedupe_tree(tmp)
             _syncfs(tmp)  # file data durable before the rename publishes the tree
             os.rename(tmp, path)
-            _fsync_dir(self.layers_dir)
+            fsync_dir(self.layers_dir)
 
     @contextlib.contextmanager
     def temp_layer_dir(self, label: str) -> Iterator[Path]:
@@ -520,14 +521,6 @@ class ImageStore:
                 shutil.rmtree(tmp, ignore_errors=True)
                 with contextlib.suppress(FileNotFoundError):
                     lock.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _syncfs(path: Path) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import AlreadyExists, CacheCorrupt, FailedPrecondition, NotFound
+from builder.fsutil import atomic_write
 from builder.snapshots import Info, Kind
 
 VERSION = 1
@@ -151,17 +151,7 @@ class MetaStore:
             "next_id": state.next_id,
             "snapshots": {k: state.snapshots[k].to_json() for k in sorted(state.snapshots)},
         }
-        tmp = self._file.with_name(f".metadata.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"), sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._file)
-        dfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(self._file, json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
 
     def read(self) -> State:
         """A consistent snapshot of the metadata (not to be modified)."""
