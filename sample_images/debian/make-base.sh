@@ -1,12 +1,17 @@
 #!/bin/sh
 # Create Debian bookworm base images with debootstrap once (cached), then import them into strata.
 #
-#   sample_images/debian/make-base.sh [minbase] [python] [--all]
+#   sample_images/debian/make-base.sh [minbase] [python] [gcc] [--all] [--tar-only]
 #     minbase -> debian:bookworm          (debootstrap --variant=minbase bookworm)
 #     python  -> debian-python:bookworm   (the same plus --include=python3)
-# With no argument only `minbase` is built. The rootfs tarballs are cached in $CACHE_DIR
-# (default /var/cache/strata-samples), so a rerun only imports; an image already in the store
-# is kept unless FORCE=1.
+#     gcc     -> debian:bookworm-gcc      (the same plus --include=gcc,libc6-dev: the compiler
+#                                          base of sample_images/c-multistage, built with
+#                                          --build-arg DEBIAN_TAG=bookworm-gcc)
+#     --all      minbase and python (gcc only when named)
+#     --tar-only build (or reuse) the cached tarballs and print their paths; import nothing
+# With no variant only `minbase` is built. The rootfs tarballs are cached in $CACHE_DIR
+# (default /var/cache/strata-samples) as debian-bookworm-VARIANT.tar, so a rerun only imports;
+# an image already in the store is kept unless FORCE=1.
 # Environment: STRATA (default `strata`), STRATA_ARGS (e.g. "--root DIR"), MIRROR (default: the
 # first URIs line of /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian),
 # SOURCE_DATE_EPOCH (default 0: imports of the same tarball give the same digests).
@@ -24,15 +29,21 @@ if [ -z "${MIRROR:-}" ]; then
 fi
 
 variants=""
+tar_only=""
 for arg in "$@"; do
     case "$arg" in
-        minbase|python) variants="$variants $arg" ;;
-        --all) variants="minbase python" ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        minbase|python|gcc) variants="$variants $arg" ;;
+        --all) variants="$variants minbase python" ;;
+        --tar-only) tar_only=1 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "make-base.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
 variants="${variants:-minbase}"
+selected=""  # each named variant once, in a fixed order
+for variant in minbase python gcc; do
+    case " $variants " in *" $variant "*) selected="$selected $variant" ;; esac
+done
 
 mkdir -p "$CACHE_DIR"
 
@@ -64,11 +75,17 @@ make_tar() {
     trap - EXIT INT TERM
 }
 
-for variant in $variants; do
+for variant in $selected; do
     case "$variant" in
         minbase) name="debian:$SUITE"; include="" ;;
         python) name="debian-python:$SUITE"; include="--include=python3" ;;
+        gcc) name="debian:$SUITE-gcc"; include="--include=gcc,libc6-dev" ;;
     esac
+    if [ -n "$tar_only" ]; then
+        make_tar "$variant" "$include"
+        echo "$CACHE_DIR/debian-$SUITE-$variant.tar"
+        continue
+    fi
     # shellcheck disable=SC2086
     if [ -z "${FORCE:-}" ] && $STRATA ${STRATA_ARGS:-} inspect --id "$name" >/dev/null 2>&1; then
         echo "$name is already in the store (FORCE=1 re-imports)" >&2

@@ -3,8 +3,8 @@ with `strata run` (hello-busybox also under `docker run` after `strata save` / `
 
 Base images come from the samples' own scripts: sample_images/busybox/make-base.sh (offline)
 and sample_images/debian/make-base.sh (debootstrap once, tarballs cached in
-/var/cache/strata-samples), plus tests/e2e/make_gcc_base.sh for the C sample's compiler
-base (imported as debian:bookworm-gcc, picked through the Dockerfile's DEBIAN_TAG arg).
+/var/cache/strata-samples), whose gcc variant is the C sample's compiler base (imported as
+debian:bookworm-gcc, picked through the Dockerfile's DEBIAN_TAG arg).
 """
 
 from __future__ import annotations
@@ -32,23 +32,21 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Strata:
     store = Strata(tmp_path_factory.mktemp("samples-root"))
     env = {**os.environ, "STRATA": STRATA, "STRATA_ARGS": f"--root {store.root}",
            "CACHE_DIR": CACHE_DIR}
-    # The gcc base's debootstrap (minutes, once per cache dir) runs alongside the others.
-    gcc = subprocess.Popen(["sh", str(Path(__file__).parent / "make_gcc_base.sh")], env=env,
+    debian_base = ["sh", str(SAMPLES / "debian" / "make-base.sh")]
+    # The gcc tarball's debootstrap (minutes, once per cache dir) runs alongside the others;
+    # it is imported afterwards so two imports never write the store at once.
+    gcc = subprocess.Popen([*debian_base, "--tar-only", "gcc"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         run(["sh", str(SAMPLES / "busybox" / "make-base.sh")], env=env)
-        run(["sh", str(SAMPLES / "debian" / "make-base.sh"), "--all"], env=env,
-            timeout=DEBOOTSTRAP_TIMEOUT)
-        out, err = gcc.communicate(timeout=DEBOOTSTRAP_TIMEOUT)
+        run([*debian_base, "--all"], env=env, timeout=DEBOOTSTRAP_TIMEOUT)
+        _, err = gcc.communicate(timeout=DEBOOTSTRAP_TIMEOUT)
     finally:
         if gcc.poll() is None:
             gcc.kill()
             gcc.wait()
-    assert gcc.returncode == 0, f"make_gcc_base.sh failed:\n{err[-3000:]}"
-    gcc_tar = out.strip().splitlines()[-1]
-    store("import", "--change", 'CMD ["bash"]', "--change",
-          "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-          gcc_tar, "debian:bookworm-gcc")
+    assert gcc.returncode == 0, f"make-base.sh --tar-only gcc failed:\n{err[-3000:]}"
+    run([*debian_base, "gcc"], env=env)  # imports the cached tarball as debian:bookworm-gcc
     return store
 
 
