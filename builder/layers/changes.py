@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+# The overlay (upperdir / unpacked-layer) form of the OCI markers: a deletion is a 0/0 character
+# device, an opaque directory carries one of these xattrs set to "y".
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _CHUNK = 1 << 20
 
 
@@ -66,8 +68,9 @@ def read_xattrs(path: Path | str) -> dict[str, bytes]:
     return out
 
 
-def _is_opaque(path: Path) -> bool:
-    for name in _OPAQUE_XATTRS:
+def is_opaque(path: Path) -> bool:
+    """True if the directory `path` is an overlay opaque directory (hides lower contents)."""
+    for name in OPAQUE_XATTRS:
         try:
             if os.getxattr(path, name, follow_symlinks=False) == b"y":
                 return True
@@ -76,7 +79,8 @@ def _is_opaque(path: Path) -> bool:
     return False
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
+def is_whiteout(st: os.stat_result) -> bool:
+    """True if `st` (an lstat result) is an overlay whiteout: a 0/0 character device."""
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
@@ -97,15 +101,15 @@ def overlay_changes(upper: Path) -> Iterator[Change]:
 def _walk_upper(directory: Path, prefix: str) -> Iterator[Change]:
     entries = [(e, e.stat(follow_symlinks=False)) for e in _sorted_entries(directory)]
     for entry, st in entries:  # deletions first (image-spec: whiteouts before siblings)
-        if _is_whiteout(st):
+        if is_whiteout(st):
             yield Change(ChangeKind.DELETE, prefix + entry.name, None)
     for entry, st in entries:
-        if _is_whiteout(st):
+        if is_whiteout(st):
             continue
         rel = prefix + entry.name
         host = Path(entry.path)
         if stat.S_ISDIR(st.st_mode):
-            yield Change(ChangeKind.ADD, rel, host, opaque=_is_opaque(host))
+            yield Change(ChangeKind.ADD, rel, host, opaque=is_opaque(host))
             yield from _walk_upper(host, rel + "/")
         else:
             yield Change(ChangeKind.ADD, rel, host)

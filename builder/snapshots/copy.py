@@ -26,9 +26,6 @@ from builder.snapshots.metadata import Record, State
 if TYPE_CHECKING:
     from builder.layers.changes import Change
 
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
-
-
 def copy_tree(src: Path, dst: Path) -> None:
     """Copy the contents of `src` into existing directory `dst`, preserving everything."""
     proc = subprocess.run(
@@ -108,20 +105,6 @@ class CopySnapshotter(BaseSnapshotter):
             return rec.info(name)
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(p: Path) -> bool:
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(p, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
 def _remove(p: Path) -> None:
     try:
         st = os.lstat(p)
@@ -145,11 +128,13 @@ def merge_layer_dir(layer: Path, tree: Path) -> None:
     dirs, and every non-directory entry or type change, so no file is ever written in
     place). Pass 2 copies the layer with `cp -a`. Pass 3 drops the copied whiteout
     devices and opaque markers, which are overlay bookkeeping, not content."""
+    from builder.layers.changes import OPAQUE_XATTRS, is_opaque, is_whiteout
+
     whiteouts: list[Path] = []
     opaques: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(layer):
         rel = Path(dirpath).relative_to(layer)
-        if rel != Path(".") and _is_opaque(Path(dirpath)):
+        if rel != Path(".") and is_opaque(Path(dirpath)):
             opaques.append(rel)
             target = tree / rel
             if target.is_dir() and not target.is_symlink():
@@ -159,7 +144,7 @@ def merge_layer_dir(layer: Path, tree: Path) -> None:
             src = Path(dirpath) / name
             dst = tree / rel / name
             st = os.lstat(src)
-            if _is_whiteout(st):
+            if is_whiteout(st):
                 whiteouts.append(rel / name)
                 _remove(dst)
                 continue
@@ -174,7 +159,7 @@ def merge_layer_dir(layer: Path, tree: Path) -> None:
         p = tree / rel
         if p.exists() or p.is_symlink():
             st = os.lstat(p)
-            if _is_whiteout(st):
+            if is_whiteout(st):
                 os.unlink(p)
                 _copy_times(layer / rel.parent, tree / rel.parent)
     for rel in opaques:
