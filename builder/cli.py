@@ -43,7 +43,32 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMMAND_MODULES = {
+    "parse": "cli_parse",
+    "build": "cli_build", "builder": "cli_build", "run": "cli_build",
+    "pull": "cli_transfer", "push": "cli_transfer", "search": "cli_transfer",
+    "login": "cli_transfer", "logout": "cli_transfer",
+    "images": "cli_images", "inspect": "cli_images", "history": "cli_images",
+    "tag": "cli_images", "rmi": "cli_images", "prune": "cli_images", "import": "cli_images",
+    "save": "cli_images", "load": "cli_images", "unpack": "cli_images", "system": "cli_images",
+}
+"""Which module registers each command: a command line names one, and only that module's
+parser is built (argparse set-up of every command costs more than a cached rebuild)."""
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of `argv` (after the global options), if any."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--root":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `strata` parser; with `argv`, only the subcommand it names (if known)."""
     parser = argparse.ArgumentParser(
         prog="strata",
         description="strata: build OCI images from Dockerfiles and move them to and from "
@@ -61,17 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the strata version")
     p.set_defaults(func=_cmd_version)
 
-    from builder import cli_build, cli_images, cli_parse, cli_transfer
+    import importlib
 
-    cli_parse.register(sub)
-    cli_build.register(sub)
-    cli_transfer.register(sub)
-    cli_images.register(sub)
+    wanted = _COMMAND_MODULES.get(_command_of(argv) or "") if argv is not None else None
+    for module in ("cli_parse", "cli_build", "cli_transfer", "cli_images"):
+        if wanted is None or module == wanted:
+            importlib.import_module(f"builder.{module}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)

@@ -7,13 +7,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.errors import InvalidArgument
-from builder.images import Image, ImageStore
+
+if TYPE_CHECKING:
+    from builder.images import Image, ImageStore
 
 
 def open_store(args: argparse.Namespace) -> ImageStore:
+    from builder.images import ImageStore
+
     return ImageStore(Path(args.root))
 
 

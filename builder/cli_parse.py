@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockerfile_grammar import Dockerfile, DockerfileError, Instruction, parse, to_json
+if TYPE_CHECKING:
+    from dockerfile_grammar import Dockerfile, Instruction
 
 
 def register(sub: Any) -> None:
@@ -36,6 +37,8 @@ def _read(path: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockerfile_grammar import DockerfileError, parse, to_json
+
     path = args.file or args.path
     if args.file and args.path:
         print("strata parse: give the Dockerfile either as PATH or with -f, not both",

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from builder.images import ImageStore
-
 
 def _cmd_df(args: argparse.Namespace) -> int:
     from builder.cli_images import human_size
+    from builder.images import ImageStore
     from builder.storecheck import disk_usage
 
     with ImageStore(Path(args.root)) as store:
@@ -38,6 +37,7 @@ def _cmd_df(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from builder.images import ImageStore
     from builder.storecheck import check_store
 
     with ImageStore(Path(args.root)) as store:

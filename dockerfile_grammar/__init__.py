@@ -9,68 +9,148 @@ Public surface (pinned by ``tests/dockerfile_grammar/test_public_surface.py``):
   :class:`BuildScope` applies ARG/ENV scoping per stage.
 * :class:`DockerIgnore` matches ``.dockerignore`` patterns; :func:`walk_context` prunes.
 * :func:`to_json` / :func:`to_text` render parsed instructions.
+
+Names are loaded on first use (PEP 562): `import dockerfile_grammar.dockerignore` or the
+CLI's start-up does not pay for the Lark parser and the instruction dataclasses.
 """
 
-from .dockerignore import DockerIgnore, DockerIgnoreError, find_ignore_file, walk_context
-from .errors import (
-    ArgumentError,
-    DockerfileError,
-    DockerfileSyntaxError,
-    FlagError,
-    StageError,
-    UnknownInstructionError,
-)
-from .expand import (
-    ExpansionError,
-    ExpansionResult,
-    expand,
-    expand_words,
-    process_word,
-    referenced_names,
-)
-from .instructions import (
-    Add,
-    Arg,
-    ArgDecl,
-    Cmd,
-    Command,
-    Copy,
-    Directives,
-    Dockerfile,
-    Entrypoint,
-    Env,
-    ExecCommand,
-    Expose,
-    Flag,
-    From,
-    Healthcheck,
-    Heredoc,
-    Instruction,
-    KeyValue,
-    Label,
-    Location,
-    Maintainer,
-    Mount,
-    OnBuild,
-    Run,
-    Shell,
-    ShellCommand,
-    Stage,
-    StopSignal,
-    User,
-    Volume,
-    Workdir,
-)
-from .parser import parse, parse_file
-from .scope import (
-    BuildScope,
-    Platform,
-    ScopedInstruction,
-    StageScope,
-    expand_instruction,
-    expands_variables,
-)
-from .serialize import to_json, to_text
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .dockerignore import (
+        DockerIgnore,
+        DockerIgnoreError,
+        find_ignore_file,
+        walk_context,
+    )
+    from .errors import (
+        ArgumentError,
+        DockerfileError,
+        DockerfileSyntaxError,
+        FlagError,
+        StageError,
+        UnknownInstructionError,
+    )
+    from .expand import (
+        ExpansionError,
+        ExpansionResult,
+        expand,
+        expand_words,
+        process_word,
+        referenced_names,
+    )
+    from .instructions import (
+        Add,
+        Arg,
+        ArgDecl,
+        Cmd,
+        Command,
+        Copy,
+        Directives,
+        Dockerfile,
+        Entrypoint,
+        Env,
+        ExecCommand,
+        Expose,
+        Flag,
+        From,
+        Healthcheck,
+        Heredoc,
+        Instruction,
+        KeyValue,
+        Label,
+        Location,
+        Maintainer,
+        Mount,
+        OnBuild,
+        Run,
+        Shell,
+        ShellCommand,
+        Stage,
+        StopSignal,
+        User,
+        Volume,
+        Workdir,
+    )
+    from .parser import (
+        parse,
+        parse_file,
+    )
+    from .scope import (
+        BuildScope,
+        Platform,
+        ScopedInstruction,
+        StageScope,
+        expand_instruction,
+        expands_variables,
+    )
+    from .serialize import (
+        to_json,
+        to_text,
+    )
+
+_HOME = {
+    "DockerIgnore": "dockerignore",
+    "DockerIgnoreError": "dockerignore",
+    "find_ignore_file": "dockerignore",
+    "walk_context": "dockerignore",
+    "ArgumentError": "errors",
+    "DockerfileError": "errors",
+    "DockerfileSyntaxError": "errors",
+    "FlagError": "errors",
+    "StageError": "errors",
+    "UnknownInstructionError": "errors",
+    "ExpansionError": "expand",
+    "ExpansionResult": "expand",
+    "expand": "expand",
+    "expand_words": "expand",
+    "process_word": "expand",
+    "referenced_names": "expand",
+    "Add": "instructions",
+    "Arg": "instructions",
+    "ArgDecl": "instructions",
+    "Cmd": "instructions",
+    "Command": "instructions",
+    "Copy": "instructions",
+    "Directives": "instructions",
+    "Dockerfile": "instructions",
+    "Entrypoint": "instructions",
+    "Env": "instructions",
+    "ExecCommand": "instructions",
+    "Expose": "instructions",
+    "Flag": "instructions",
+    "From": "instructions",
+    "Healthcheck": "instructions",
+    "Heredoc": "instructions",
+    "Instruction": "instructions",
+    "KeyValue": "instructions",
+    "Label": "instructions",
+    "Location": "instructions",
+    "Maintainer": "instructions",
+    "Mount": "instructions",
+    "OnBuild": "instructions",
+    "Run": "instructions",
+    "Shell": "instructions",
+    "ShellCommand": "instructions",
+    "Stage": "instructions",
+    "StopSignal": "instructions",
+    "User": "instructions",
+    "Volume": "instructions",
+    "Workdir": "instructions",
+    "parse": "parser",
+    "parse_file": "parser",
+    "BuildScope": "scope",
+    "Platform": "scope",
+    "ScopedInstruction": "scope",
+    "StageScope": "scope",
+    "expand_instruction": "scope",
+    "expands_variables": "scope",
+    "to_json": "serialize",
+    "to_text": "serialize",
+}
 
 __all__ = [
     "Add",
@@ -82,9 +162,9 @@ __all__ = [
     "Command",
     "Copy",
     "Directives",
-    "Dockerfile",
     "DockerIgnore",
     "DockerIgnoreError",
+    "Dockerfile",
     "DockerfileError",
     "DockerfileSyntaxError",
     "Entrypoint",
@@ -131,3 +211,16 @@ __all__ = [
     "to_text",
     "walk_context",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
