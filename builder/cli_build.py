@@ -74,29 +74,44 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from builder.build import BuildOptions, build, source_date_epoch_from_env
     from builder.progress import open_progress
 
+    root = Path(args.root)
     context = Path(args.context)
     dockerfile = None
     if args.file:
         dockerfile = Path(args.file) if args.file != "-" else None
         if args.file == "-":
             raise InvalidArgument("-f - (Dockerfile from stdin) is not supported")
-    secrets = dict(parse_secret(s) for s in args.secret or [])
-    options = BuildOptions(
-        context_dir=context, dockerfile=dockerfile, tags=tuple(args.tag or ()),
-        target=args.target, build_args=_pairs(args.build_arg, "--build-arg", allow_bare=True),
-        labels=_pairs(args.label, "--label"), platform=args.platform, no_cache=args.no_cache,
-        no_cache_filter=tuple(args.no_cache_filter or ()), secrets=secrets,
-        network=args.network, snapshotter=args.snapshotter, isolation=args.isolation,
-        source_date_epoch=source_date_epoch_from_env(),
-        insecure_registries=tuple(args.insecure_registry or ()))
     if args.network not in ("default", "none", "host"):
         raise InvalidArgument(f"unsupported --network {args.network!r} (default, none, host)")
+    secrets = dict(parse_secret(s) for s in args.secret or [])
+    build_args = _pairs(args.build_arg, "--build-arg", allow_bare=True)
+    labels = _pairs(args.label, "--label")
+    remote = bool(args.cache_from or args.cache_to or args.push)
+    memo = None if remote else _memo_invocation(args, context, dockerfile, build_args, labels,
+                                                 secrets)
+    scan = memo.scan() if memo is not None else None
     progress = open_progress(args.progress, sys.stderr, quiet=args.quiet)
+    if memo is not None and scan is not None and not (args.no_cache or args.no_cache_filter):
+        from builder.buildmemo import lookup
+
+        hit = lookup(root, memo, scan)
+        if hit is not None:
+            _replay(progress, hit)
+            return _built(args, hit.image_id)
+
+    from builder.build import BuildOptions, build, source_date_epoch_from_env
+
+    options = BuildOptions(
+        context_dir=context, dockerfile=dockerfile, tags=tuple(args.tag or ()),
+        target=args.target, build_args=build_args, labels=labels, platform=args.platform,
+        no_cache=args.no_cache, no_cache_filter=tuple(args.no_cache_filter or ()),
+        secrets=secrets, network=args.network, snapshotter=args.snapshotter,
+        isolation=args.isolation, source_date_epoch=source_date_epoch_from_env(),
+        insecure_registries=tuple(args.insecure_registry or ()))
     cache = None
-    if args.cache_from or args.cache_to or args.push:
+    if remote:
         from builder.remotecache import parse_cache_from, parse_cache_to
         from builder.remotecache.engine import CacheOptions
 
@@ -109,17 +124,73 @@ def _build(args: argparse.Namespace) -> int:
         if cache is not None:
             from builder.remotecache.engine import build_with_cache
 
-            result, _ = build_with_cache(Path(args.root), options, progress, cache)
+            result, _ = build_with_cache(root, options, progress, cache)
         else:
-            result = build(Path(args.root), options, progress)
+            result = build(root, options, progress)
     except BaseException:
         progress.close(None)
         raise
+    if memo is not None and scan is not None and not result.fetched_urls:
+        _remember(root, memo, scan, result, [view.name for view in progress.steps.values()])
+    return _built(args, result.image_id)
+
+
+def _built(args: argparse.Namespace, image_id: str) -> int:
     if args.iidfile:
-        Path(args.iidfile).write_text(result.image_id)
+        Path(args.iidfile).write_text(image_id)
     if args.quiet:
-        print(result.image_id)
+        print(image_id)
     return 0
+
+
+def _memo_invocation(args: argparse.Namespace, context: Path, dockerfile: Path | None,
+                     build_args: dict[str, str], labels: dict[str, str],
+                     secrets: dict[str, Path]) -> Any:
+    """The build memo's view of this command line: every option that can change the image
+    (not --snapshotter, --isolation or --insecure-registry: a fully cached build, the only
+    kind the memo answers, is the same image whatever they are)."""
+    import os
+
+    from builder.buildmemo import Invocation
+
+    return Invocation(context, dockerfile, args.tag or (), {
+        "target": args.target, "build_args": build_args, "labels": labels,
+        "platform": args.platform, "secrets": sorted(secrets), "network": args.network,
+        "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")})
+
+
+def _replay(progress: Any, hit: Any) -> None:
+    """Show a memoized build as the fully cached build it stands for."""
+    import time
+
+    from builder.progress import Summary
+
+    started = time.monotonic()
+    for line in hit.steps:
+        progress.finish(progress.start(line), "cached")
+    progress.close(Summary(hit.image_id, hit.names, hit.size, len(hit.steps), 0,
+                           time.monotonic() - started))
+
+
+def _remember(root: Path, memo: Any, scan: Any, result: Any, steps: list[str]) -> None:
+    """Record the build in the memo when every image it read has a name in the store (a
+    base given by ID or digest is not re-checked by name, so such builds are not memoized)."""
+    from builder.build import racy_window
+    from builder.buildmemo import record
+    from builder.images import normalize_name
+
+    try:
+        bases = []
+        for ref, digest in result.bases:
+            if ref.startswith("sha256:") or (4 <= len(ref) <= 64 and all(
+                    c in "0123456789abcdef" for c in ref)):
+                return
+            bases.append((normalize_name(ref), digest))
+        tags = [normalize_name(t) for t in memo.tags]
+    except InvalidArgument:
+        return
+    record(root, memo, scan, image=str(result.image.manifest.digest), bases=bases, tags=tags,
+           steps=steps, racy_window_ns=racy_window(memo.context_dir))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -144,12 +215,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_builder_prune(args: argparse.Namespace) -> int:
+    from builder.buildmemo import forget_all
     from builder.cache import prune_build_cache
     from builder.images import ImageStore
 
     root = Path(args.root)
     with ImageStore(root) as store, store.gc_guard(exclusive=True):
         records, snapshots = prune_build_cache(root, cache_mounts=args.all)
+        forget_all(root)
     print(f"removed {records} build cache records and {snapshots} snapshots"
           + (" and the cache mounts" if args.all else "")
           + "; run `strata prune` to delete the blobs no image needs")
