@@ -59,7 +59,13 @@ from pathlib import Path
 
 from builder.errors import InvalidArgument, NotFound
 from builder.layers.resolve import resolve_with_links
-from dockerfile_grammar.dockerignore import DockerIgnore, DockerIgnoreError, find_ignore_file
+from dockerfile_grammar.dockerignore import (
+    DockerIgnore,
+    DockerIgnoreError,
+    compile_glob,
+    find_ignore_file,
+    walk_entries,
+)
 from registry.oci.digest import Digest, Digester
 
 __all__ = [
@@ -273,56 +279,10 @@ def _has_wildcard(component: str) -> bool:
 
 def _compile_component(pattern: str, source: str) -> re.Pattern[str]:
     """Go filepath.Match for one path component, as a fullmatch regex."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-
-    def bad() -> ContextError:
-        return ContextError(f"invalid wildcard pattern in COPY source {source!r}")
-
-    while i < n:
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i >= n:
-                raise bad()
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif ch == "[":
-            negate = i < n and pattern[i] == "^"
-            i += 1 if negate else 0
-            items: list[str] = []
-            while True:
-                if i >= n:
-                    raise bad()
-                if pattern[i] == "]" and items:
-                    i += 1
-                    break
-                low, i = _class_char(pattern, i, bad)
-                if i < n and pattern[i] == "-":
-                    high, i = _class_char(pattern, i + 1, bad)
-                    if high < low:
-                        raise bad()
-                    items.append(f"{re.escape(low)}-{re.escape(high)}")
-                else:
-                    items.append(re.escape(low))
-            out.append("[" + ("^/" if negate else "") + "".join(items) + "]")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
-
-
-def _class_char(pattern: str, i: int, bad: Callable[[], ContextError]) -> tuple[str, int]:
-    if i >= len(pattern) or pattern[i] in "-]":
-        raise bad()
-    if pattern[i] == "\\":
-        i += 1
-        if i >= len(pattern):
-            raise bad()
-    return pattern[i], i + 1
+    try:
+        return compile_glob(pattern)
+    except DockerIgnoreError:
+        raise ContextError(f"invalid wildcard pattern in COPY source {source!r}") from None
 
 
 def _clean_source(source: str) -> list[str]:
@@ -405,9 +365,11 @@ class BuildContext:
     def _host(self, relpath: str) -> str:
         return f"{self._root_s}/{relpath}" if relpath else self._root_s
 
-    def _entry(self, relpath: str) -> ContextEntry:
+    def _entry(self, relpath: str, st: os.stat_result | None = None) -> ContextEntry:
+        """The entry at `relpath`; `st` is its lstat when the caller already has it."""
         path = self._host(relpath)
-        st = os.lstat(path)
+        if st is None:
+            st = os.lstat(path)
         kind = _kind(st.st_mode)
         target = os.readlink(path) if kind is EntryKind.SYMLINK else None
         return ContextEntry(relpath, path, kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
@@ -415,21 +377,6 @@ class BuildContext:
 
     def _excluded(self, relpath: str) -> bool:
         return bool(relpath) and bool(self.ignore.patterns) and self.ignore.matches(relpath)
-
-    def _state(self, relpath: str, parent: tuple[bool, ...] | None) -> tuple[bool, ...]:
-        """Per pattern: does it match `relpath` or a parent? (incremental from `parent`)"""
-        if not self.ignore.patterns:
-            return ()
-        if not relpath:
-            return tuple(False for _ in self.ignore.patterns)
-        return self.ignore.state_for(relpath, parent)
-
-    def _decide(self, state: tuple[bool, ...]) -> bool:
-        """Excluded when the last pattern matching the path or a parent is not an exception."""
-        for pattern, matched in zip(reversed(self.ignore.patterns), reversed(state), strict=True):
-            if matched:
-                return not pattern.exclusion
-        return False
 
     def _visible(self, entry: ContextEntry) -> bool:
         """Does `entry` exist in the context after .dockerignore?"""
@@ -441,30 +388,10 @@ class BuildContext:
 
     def _walk_below(self, relpath: str) -> Iterator[ContextEntry]:
         """Included entries strictly below directory `relpath`, depth first, names sorted.
-        An excluded directory is yielded just before its first included descendant."""
-        pending: list[ContextEntry] = []
-        yield from self._walk_dir(relpath, self._state(relpath, None), pending)
-
-    def _walk_dir(
-        self, relpath: str, state: tuple[bool, ...], pending: list[ContextEntry]
-    ) -> Iterator[ContextEntry]:
-        with os.scandir(self._host(relpath)) as scan:
-            names = sorted(e.name for e in scan)
-        for name in names:
-            child = f"{relpath}/{name}" if relpath else name
-            entry = self._entry(child)
-            child_state = self._state(child, state)
-            if not self._decide(child_state):
-                yield from pending
-                pending.clear()
-                yield entry
-                if entry.kind is EntryKind.DIR:
-                    yield from self._walk_dir(child, child_state, pending)
-            elif entry.kind is EntryKind.DIR and not self.ignore.can_skip_dir(child):
-                pending.append(entry)
-                yield from self._walk_dir(child, child_state, pending)
-                if pending and pending[-1] is entry:
-                    pending.pop()
+        An excluded directory is yielded just before its first included descendant
+        (dockerfile_grammar's walk_entries)."""
+        for child, dirent in walk_entries(self._root_s, self.ignore, relpath):
+            yield self._entry(child, dirent.stat(follow_symlinks=False))
 
     def iter_files(self) -> Iterator[ContextEntry]:
         """Every included entry of the context (not the root), for a whole-context transfer."""

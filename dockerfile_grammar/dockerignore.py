@@ -12,9 +12,11 @@ classes with ``^`` negation, ``\\`` escapes) plus ``**``, which matches any numb
 directories including none. Like patternmatcher, ``[!x]`` is a class holding ``!`` and
 ``x`` (Go has no ``!`` negation), and a pattern without wildcards must equal the path.
 
-Matching and parsing are pure; :func:`find_ignore_file` and :func:`walk_context` touch
-the filesystem. :meth:`DockerIgnore.can_skip_dir` lets the walker prune a directory
-without listing it when no exception could re-include anything inside.
+Matching and parsing are pure; :func:`find_ignore_file`, :func:`walk_context` and
+:func:`walk_entries` touch the filesystem. :meth:`DockerIgnore.can_skip_dir` lets the walker
+prune a directory without listing it when no exception could re-include anything inside.
+:func:`compile_glob` is the same Go ``filepath.Match`` syntax for one path component, without
+the ``**`` extension (what COPY source wildcards use).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ __all__ = [
     "IgnorePattern",
     "MatchKind",
     "clean_path",
+    "compile_glob",
     "find_ignore_file",
     "read_ignore_lines",
     "walk_context",
+    "walk_entries",
 ]
 
 _GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
@@ -258,8 +262,25 @@ def walk_context(root: Path, ignore: DockerIgnore) -> Iterator[str]:
     an exception might re-include something inside it; it is then yielded just before
     its first included descendant, so every yielded path has its parents yielded too.
     """
-    empty_state = tuple(False for _ in ignore.patterns)
-    yield from _walk(os.fspath(root), "", empty_state, ignore, [])
+    for relpath, _ in walk_entries(root, ignore):
+        yield relpath
+
+
+def walk_entries(
+    root: Path | str, ignore: DockerIgnore, below: str = ""
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """:func:`walk_context` strictly below the directory ``below`` (a clean relative path,
+    "" for the root), yielding ``(relpath, DirEntry)`` pairs in the same order, so a caller
+    that needs each entry's lstat (``DirEntry.stat(follow_symlinks=False)``) gets it without
+    a second lookup. ``relpath`` is relative to ``root``, not to ``below``.
+    """
+    top = os.fspath(root)
+    if below:
+        state = ignore.state_for(below)
+        top, prefix = f"{top}/{below}", below + "/"
+    else:
+        state, prefix = tuple(False for _ in ignore.patterns), ""
+    yield from _walk(top, prefix, state, ignore, [])
 
 
 def _walk(
@@ -267,25 +288,38 @@ def _walk(
     prefix: str,
     state: tuple[bool, ...],
     ignore: DockerIgnore,
-    pending: list[str],
-) -> Iterator[str]:
+    pending: list[tuple[str, os.DirEntry[str]]],
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
     with os.scandir(directory) as scan:
         entries = sorted(scan, key=lambda entry: entry.name)
     for entry in entries:
         relpath = prefix + entry.name
-        entry_state = ignore.state_for(relpath, state)
+        # no patterns: the state is () and stays so
+        entry_state = ignore.state_for(relpath, state) if state else state
         is_dir = entry.is_dir(follow_symlinks=False)
         if not ignore.excluded(entry_state):
             yield from pending
             pending.clear()
-            yield relpath
+            yield relpath, entry
             if is_dir:
                 yield from _walk(entry.path, relpath + "/", entry_state, ignore, pending)
         elif is_dir and not ignore.can_skip_dir_state(relpath, entry_state):
-            pending.append(relpath)
+            pending.append((relpath, entry))
             yield from _walk(entry.path, relpath + "/", entry_state, ignore, pending)
-            if pending and pending[-1] == relpath:
+            if pending and pending[-1][0] == relpath:
                 pending.pop()
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """Go's ``filepath.Match`` for one path component, as a regex for ``fullmatch``.
+
+    ``*`` and ``?`` never match ``/``, ``[...]`` / ``[^...]`` are classes, ``\\`` escapes,
+    and ``**`` is just two ``*`` (no directory meaning). Raises DockerIgnoreError for what Go
+    reports as ErrBadPattern.
+    """
+    _check_go_glob(pattern)
+    _, source, _ = _translate(pattern, double_star=False)
+    return re.compile(source, re.DOTALL)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -358,9 +392,10 @@ def _check_go_glob(pattern: str) -> None:
             i += 1
 
 
-def _translate(pattern: str) -> tuple[MatchKind, str, bool]:
+def _translate(pattern: str, double_star: bool = True) -> tuple[MatchKind, str, bool]:
     """Classify ``pattern`` like patternmatcher's compile and build a Python regex
-    (for fullmatch) with the same meaning; also report whether it may span a "/"."""
+    (for fullmatch) with the same meaning; also report whether it may span a "/".
+    Without ``double_star``, ``**`` is two plain ``*`` (Go's filepath.Match)."""
     out: list[str] = []
     kind = MatchKind.EXACT
     spans = False
@@ -369,7 +404,7 @@ def _translate(pattern: str) -> tuple[MatchKind, str, bool]:
         ch = pattern[i]
         i += 1
         if ch == "*":
-            if i < n and pattern[i] == "*":
+            if double_star and i < n and pattern[i] == "*":
                 i += 1
                 if i < n and pattern[i] == "/":
                     i += 1

@@ -15,9 +15,11 @@ from dockerfile_grammar.dockerignore import (
     DockerIgnore,
     DockerIgnoreError,
     clean_path,
+    compile_glob,
     find_ignore_file,
     read_ignore_lines,
     walk_context,
+    walk_entries,
 )
 
 # (pattern, path, excluded) — one pattern, parent directories count.
@@ -302,6 +304,42 @@ def test_walk_with_star_and_exception_keeps_only_the_exception(tmp_path: Path) -
     _make_tree(tmp_path, ["a/b/c", "a/d", "e", "f/"])
     ignore = DockerIgnore.parse("*\n!a/b\n")
     assert list(walk_context(tmp_path, ignore)) == ["a", "a/b", "a/b/c"]
+
+
+def test_walk_entries_below_a_directory_is_walk_context_restricted_to_it(tmp_path: Path) -> None:
+    _make_tree(tmp_path, ["docs/a.md", "docs/keep/b.md", "docs/deep/x/y", "other/z"])
+    ignore = DockerIgnore.parse("docs\nother\n!docs/keep\n")
+    below = [(rel, e.name, e.is_dir()) for rel, e in walk_entries(tmp_path, ignore, "docs")]
+    assert below == [("docs/keep", "keep", True), ("docs/keep/b.md", "b.md", False)]
+    everything = [rel for rel, _ in walk_entries(str(tmp_path), ignore)]
+    assert everything == list(walk_context(tmp_path, ignore))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matches"),
+    [
+        ("*.c", "main.c", True),
+        ("a**b", "axyzb", True),  # Go's filepath.Match: ** is two plain stars
+        ("**", "anything", True),
+        ("file?", "file1", True),
+        ("[^a]x", "bx", True),
+        ("[^a]x", "ax", False),
+        ("[a-c]", "d", False),
+        ("\\*", "*", True),
+        ("\\*", "x", False),
+        ("*", "new\nline", True),
+    ],
+)
+def test_compile_glob_is_go_filepath_match_for_one_component(
+    pattern: str, name: str, matches: bool
+) -> None:
+    assert (compile_glob(pattern).fullmatch(name) is not None) is matches
+
+
+@pytest.mark.parametrize("pattern", ["[", "[]", "[a", "[z-a]", "x\\", "[-]"])
+def test_compile_glob_rejects_what_go_calls_a_bad_pattern(pattern: str) -> None:
+    with pytest.raises(DockerIgnoreError):
+        compile_glob(pattern)
 
 
 EXCLUDES = ["a", "b", "a/b", "*", "*/c", "**/c", "a/**", "b*", "?", "[ab]/c", "**", "c/*/a"]
