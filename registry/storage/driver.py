@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-Tap = Callable[[bytes], object]
-"""Called with every written chunk, in order, after the chunk is written."""
+Tap = Callable[[bytes | memoryview], object]
+"""Called with every written byte, in order, in chunks of the writer's choosing (e.g.
+`hashlib` `update`)."""
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -109,8 +110,9 @@ class StorageDriver(Protocol):
         """Stream `length` bytes (or to EOF) from `offset`; PathNotFound on first iteration."""
         ...
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter:
+    async def writer(self, path: str, append: bool = False, create: bool = True) -> FileWriter:
         """Open `path` for writing (truncating unless `append`); parents are created.
+        With `create=False` a missing `path` raises PathNotFound instead.
         A writer holds its path exclusively (also against other processes) until it ends."""
         ...
 

@@ -92,7 +92,10 @@ class MemoryDriver:
             yield bytes(buf[pos:pos + step])
             pos += step
 
-    async def writer(self, path: str, append: bool = False) -> MemoryFileWriter:
+    async def writer(self, path: str, append: bool = False,
+                     create: bool = True) -> MemoryFileWriter:
+        if not create and check_path(path) not in self._files:
+            raise PathNotFound(path)
         self._ensure_parent_free(check_path(path))
         if not append or path not in self._files:
             self._files[path] = bytearray()

@@ -8,7 +8,7 @@ State lives in storage, so a restart or another worker process continues a sessi
 `uploads/<id>/session.json` (repo, started_at) and `uploads/<id>/data`, whose size is the
 offset. A live hashlib object per session is only a cache, valid while its byte count equals
 the data size; otherwise commit re-hashes the data. Bytes are hashed in the same pass as they
-are written (the driver's `tap`), in a worker thread, batch by batch, while the next batch is
+are written (the driver's `tap`), in a worker thread, block by block, while the next block is
 being received. One asyncio.Lock per session serializes its appends and commit in a process.
 
 Commit: append the final chunk, fsync, check the digest, atomically move the data to the
@@ -34,13 +34,10 @@ from registry.oci import Digest, validate_name
 from registry.oci.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from registry.storage import paths
 from registry.storage.blobs import BlobStore
-from registry.storage.driver import CHUNK_SIZE, FileWriter, PathNotFound, StorageDriver, Tap
+from registry.storage.driver import FileWriter, PathNotFound, StorageDriver, Tap
 from registry.storage.values import BlobInfo, StoreConfig, UploadStatus
 
 log = logging.getLogger(__name__)
-
-BATCH_BYTES = CHUNK_SIZE
-
 
 class UploadState(Enum):
     OPEN = "open"
@@ -84,34 +81,12 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-async def pump(chunks: AsyncIterable[bytes], writer: FileWriter, tap: Tap | None,
-               batch_bytes: int = BATCH_BYTES) -> None:
-    """Write `chunks` in batches of ~batch_bytes; receive batch N+1 while N is written."""
-    batch: list[bytes] = []
-    size = 0
-    pending: asyncio.Future[int] | None = None
-    try:
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            batch.append(chunk)
-            size += len(chunk)
-            if size >= batch_bytes:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(writer.write(batch, tap))
-                batch, size = [], 0
-        if pending is not None:
-            fut, pending = pending, None
-            await fut
-        if batch:
-            await writer.write(batch, tap)
-    finally:
-        if pending is not None:
-            # Never close the writer under an in-flight write; retrieve its outcome.
-            await asyncio.wait({pending})
-            if not pending.cancelled():
-                pending.exception()
+async def pump(chunks: AsyncIterable[bytes], writer: FileWriter, tap: Tap | None) -> None:
+    """Write `chunks` as they arrive. The writer stages them and writes (and taps) whole
+    blocks in a worker thread while the next block is received (FilesystemFileWriter)."""
+    async for chunk in chunks:
+        if chunk:
+            await writer.write(chunk, tap)
 
 
 class UploadStore:
@@ -159,8 +134,8 @@ class UploadStore:
             self._forget(session, UploadState.CANCELLED)
             raise BlobUploadUnknown(detail={"uuid": session.uuid}) from None
 
-    async def _open(self, repo: str, uuid: str, action: UploadAction) -> tuple[_Session, int]:
-        """Check the move is allowed and the session not expired; returns it and its offset.
+    async def _check(self, repo: str, uuid: str, action: UploadAction) -> _Session:
+        """Check the move is allowed and the session not expired; returns the session.
         The caller holds the session lock."""
         session = await self._session(repo, uuid)
         next_state(uuid, session.state, action)
@@ -168,7 +143,28 @@ class UploadStore:
             next_state(uuid, session.state, UploadAction.EXPIRE)
             await self._remove(session, UploadState.EXPIRED)
             raise BlobUploadUnknown("upload expired", detail={"uuid": uuid})
+        return session
+
+    async def _open(self, repo: str, uuid: str, action: UploadAction) -> tuple[_Session, int]:
+        """`_check`, then the session's offset."""
+        session = await self._check(repo, uuid, action)
         return session, await self._offset(session)
+
+    async def _data_writer(self, session: _Session, start: int | None) -> FileWriter:
+        """The session's data opened for appending (held exclusively, so its size is the
+        offset); RangeInvalid when `start` is not that offset, BlobUploadUnknown (and the
+        session ends) when another process already ended it. One storage call: no stat."""
+        try:
+            writer = await self._driver.writer(paths.upload_data(session.uuid), append=True,
+                                               create=False)
+        except PathNotFound:
+            self._forget(session, UploadState.CANCELLED)
+            raise BlobUploadUnknown(detail={"uuid": session.uuid}) from None
+        if start is not None and start != writer.size:
+            await writer.close()
+            raise RangeInvalid(f"chunk starts at {start}, upload is at {writer.size}",
+                               detail={"offset": writer.size})
+        return writer
 
     async def _remove(self, session: _Session, state: UploadState) -> None:
         self._forget(session, state)
@@ -211,25 +207,16 @@ class UploadStore:
         RangeInvalid with detail {"offset": n} and nothing is written."""
         session = await self._session(repo, uuid)
         async with session.lock:
-            session, offset = await self._open(repo, uuid, UploadAction.APPEND)
-            if start is not None and start != offset:
-                raise RangeInvalid(f"chunk starts at {start}, upload is at {offset}",
-                                   detail={"offset": offset})
-            size = await self._write(session, offset if start is not None else None, chunks,
-                                     commit=False)
+            session = await self._check(repo, uuid, UploadAction.APPEND)
+            writer = await self._data_writer(session, start)
+            size = await self._write(session, writer, chunks, commit=False)
             return self._status(session, size)
 
-    async def _write(self, session: _Session, expected: int | None,
+    async def _write(self, session: _Session, writer: FileWriter,
                      chunks: AsyncIterable[bytes] | None, commit: bool) -> int:
-        """Append `chunks` to the session data, hashing them in the same pass when the live
-        hasher is in step with the data; fsync when `commit`. Returns the new size.
-        With `expected`, RangeInvalid if another process appended since the offset check
-        (the writer holds the data file exclusively, so the size it sees is final)."""
-        writer = await self._driver.writer(paths.upload_data(session.uuid), append=True)
-        if expected is not None and writer.size != expected:
-            await writer.close()
-            raise RangeInvalid(f"chunk starts at {expected}, upload is at {writer.size}",
-                               detail={"offset": writer.size})
+        """Append `chunks` to the session data through `writer` (which this ends), hashing
+        them in the same pass when the live hasher is in step with the data; fsync when
+        `commit`. Returns the new size."""
         hasher = session.hasher if writer.size == session.hashed else None
         if hasher is None and writer.size == 0:
             hasher = hashlib.sha256()
@@ -258,16 +245,12 @@ class UploadStore:
         """
         session = await self._session(repo, uuid)
         async with session.lock:
-            session, offset = await self._open(repo, uuid, UploadAction.COMMIT)
-            if start is not None and start != offset:
-                raise RangeInvalid(f"chunk starts at {start}, upload is at {offset}",
-                                   detail={"offset": offset})
+            session = await self._check(repo, uuid, UploadAction.COMMIT)
+            # RangeInvalid here leaves the session usable (a client can resume).
+            writer = await self._data_writer(session, start)
             try:
-                size = await self._write(session, offset if start is not None else None,
-                                         chunks, commit=True)
+                size = await self._write(session, writer, chunks, commit=True)
                 actual = await self._digest(session, size, digest.algorithm)
-            except RangeInvalid:
-                raise  # another process appended meanwhile: the session stays usable
             except BaseException:
                 await self._remove(session, UploadState.CANCELLED)
                 raise
