@@ -5,6 +5,14 @@ manifest digest, `scratch`, or an earlier stage), run its base image's ONBUILD t
 for each instruction compute the step key, ask the cache, and only on a miss run the step
 (builder.steps.*). A cache hit touches no snapshot and hashes nothing beyond the context's
 metadata index. At the end the config and manifest of the target stage are written and tagged.
+
+Three seams, passed to `Builder` (builder.remotecache uses them for the CI cache):
+
+* `StepCache` (builder.cache): lookup / prepare / record of step results; default
+  `LocalStepCache` over the store's BuildCache;
+* `BaseResolver` (builder.bases): image reference -> BaseImage; default `StoreResolver`
+  (the local store, pulling a registry image it lacks);
+* `ImageWriter` (here): writes the target's config and manifest; default `StoreImageWriter`.
 """
 
 from __future__ import annotations
@@ -19,10 +27,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from builder import cachekey
-from builder.cache import BuildCache, CachedLayer, CacheRecord
+from builder.bases import BaseImage, BaseResolver, StoreResolver, names_registry
+from builder.cache import BuildCache, CachedLayer, CacheRecord, LocalStepCache, StepCache, StepInfo
 from builder.content import write_bytes
 from builder.context import RACY_WINDOW_NS, BuildContext
 from builder.errors import InvalidArgument, NotFound, StepFailed, StrataError
@@ -32,7 +41,7 @@ from builder.images import Image, ImageStore, normalize_name
 from builder.planner import BuildPlan, StagePlan, plan
 from builder.progress import Progress, Summary
 from builder.snapshots import open_snapshotter
-from builder.steps import Layer, State
+from builder.steps import State
 from builder.steps import copy as copy_step
 from builder.steps import metadata as meta_step
 from builder.steps import run as run_step
@@ -103,13 +112,6 @@ def _located(exc: StrataError, where: str) -> StrataError:
     return exc
 
 
-def names_registry(ref: str) -> bool:
-    """Does `ref` start with a registry host (`localhost`, or a name with `.` or `:`)?
-    Only such base images are pulled when missing: a bare `busybox` must be local."""
-    first, sep, _ = ref.partition("/")
-    return bool(sep) and ("." in first or ":" in first or first == "localhost")
-
-
 def check_platform(text: str | None) -> Platform:
     host = host_platform()
     if not text:
@@ -139,16 +141,71 @@ class _Counter:
                 self.run += 1
 
 
-class Builder:
-    """One build of one Dockerfile against one store root."""
+@dataclass(frozen=True, slots=True)
+class FinalImage:
+    """What the target stage produced, ready to be written as an image."""
 
-    def __init__(self, store_root: Path, options: BuildOptions, progress: Progress) -> None:
+    config: ImageConfig  # finalized: --label applied, history times filled and clamped
+    layers: tuple[Descriptor, ...]  # bottom first; blobs may be remote (a lazy cache import)
+    tags: tuple[str, ...]
+    stages: tuple[int, ...]  # the target stage, then the stages it is built FROM
+
+
+class ImageWriter(Protocol):
+    """Writes the build's image (config blob, manifest, names) into the store; called once,
+    on the main thread, while the build holds the store's gc guard."""
+
+    def write_image(self, store: ImageStore, final: FinalImage) -> Image: ...
+
+
+def image_manifest(store: ImageStore, config_bytes: bytes,
+                   layers: tuple[Descriptor, ...]) -> ImageManifest:
+    """The OCI manifest of `config_bytes` + `layers`; the config blob is stored if absent."""
+    config_digest = Digest("sha256", hashlib.sha256(config_bytes).hexdigest())
+    if not store.content.exists(config_digest):
+        write_bytes(store.content, config_bytes)
+    return ImageManifest(mediatypes.OCI_MANIFEST,
+                         Descriptor(mediatypes.OCI_CONFIG, config_digest, len(config_bytes)),
+                         layers)
+
+
+def register_image(store: ImageStore, manifest: ImageManifest, tags: tuple[str, ...]) -> Image:
+    """Store `manifest` (all its blobs local) and point `tags` at it; a no-op rebuild (the
+    image and its names are already there) writes nothing."""
+    data = canonical_bytes(manifest.to_json())
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if store.db.image(digest) is not None and all(
+            store.db.ref(normalize_name(t)) == digest for t in tags):
+        return store.resolve(digest)
+    return store.add_manifest(manifest, list(tags))
+
+
+class StoreImageWriter:
+    """The default ImageWriter: the image goes into the local store, tagged."""
+
+    def write_image(self, store: ImageStore, final: FinalImage) -> Image:
+        manifest = image_manifest(store, final.config.to_bytes(), final.layers)
+        return register_image(store, manifest, final.tags)
+
+
+class Builder:
+    """One build of one Dockerfile against one store root.
+
+    `step_cache`, `resolver` and `image_writer` replace the defaults (see the module
+    docstring); the builder does not close them."""
+
+    def __init__(self, store_root: Path, options: BuildOptions, progress: Progress, *,
+                 step_cache: StepCache | None = None, resolver: BaseResolver | None = None,
+                 image_writer: ImageWriter | None = None) -> None:
         self.root = Path(store_root)
         self.options = options
         self.progress = progress
         self.platform = check_platform(options.platform)
         self.store = ImageStore(self.root)
         self.cache = BuildCache(self.root / "strata.db")
+        self.step_cache = step_cache or LocalStepCache(self.cache, self.store.content)
+        self.resolver = resolver or StoreResolver(self.store, self._pull)
+        self.image_writer = image_writer or StoreImageWriter()
         self.counter = _Counter()
         self.scopes: dict[int, StageScope] = {}
         self.finals: dict[int, State] = {}
@@ -203,13 +260,14 @@ class Builder:
                             self.finals[i] = fut.result()
             final = self.finals[self.plan.target]
             image = self._write_image(final)
-        bases = tuple((ref, str(img.manifest.digest)) for ref, (img, _, _) in self.images.items())
+        bases = tuple((ref, str(base.image.manifest.digest))
+                      for ref, base in self.images.items())
         return BuildResult(image, self.counter.cached, self.counter.run, time.monotonic() - t0,
                            bases, self._fetched_urls)
 
     # ------------------------------------------------------------------ bases
 
-    def _resolve_images(self) -> dict[str, tuple[Image, ImageConfig, list[Layer]]]:
+    def _resolve_images(self) -> dict[str, BaseImage]:
         """Every image reference the needed stages read, resolved once (main thread)."""
         refs: list[str] = []
         for index in self.plan.order:
@@ -217,21 +275,10 @@ class Builder:
             if sp.base.image is not None and not sp.base.is_scratch:
                 refs.append(sp.base.image)
             refs.extend(sp.images)
-        out: dict[str, tuple[Image, ImageConfig, list[Layer]]] = {}
+        out: dict[str, BaseImage] = {}
         for ref in refs:
-            if ref in out:
-                continue
-            try:
-                image = self.store.resolve(ref)
-            except NotFound:
-                if not names_registry(ref):
-                    raise NotFound(f"base image {ref!r} not found in the local store "
-                                   "(strata pull / load / import it first)") from None
-                image = self._pull(ref)
-            config = self.store.config(image)
-            layers = [Layer(Descriptor(r.media_type, Digest.parse(r.blob_digest), r.size),
-                            r.diff_id, r.chain_id) for r in self.store.layers(image)]
-            out[ref] = (image, config, layers)
+            if ref not in out:
+                out[ref] = self.resolver.resolve(ref)
         return out
 
     def _pull(self, ref: str) -> Image:
@@ -243,12 +290,12 @@ class Builder:
         return pull_image(self.store, ref, str(self.platform), options=options, unpack=False)
 
     def _image_state(self, ref: str) -> State:
-        image, config, layers = self.images[ref]
-        key = cachekey.from_key(image.manifest.digest, str(self.platform))
-        cfg = ConfigState.from_base(config)
+        base = self.images[ref]
+        key = cachekey.from_key(base.image.manifest.digest, str(self.platform))
+        cfg = ConfigState.from_base(base.config)
         if "PATH" not in cfg.env:  # BuildKit gives every stage a PATH
             cfg = cfg.set_env([("PATH", DEFAULT_PATH)])
-        return State(key, cfg, tuple(layers), str(image.manifest.digest))
+        return State(key, cfg, base.layers, str(base.image.manifest.digest))
 
     def _base_state(self, sp: StagePlan) -> State:
         state = self._base_state_unkeyed(sp)
@@ -331,16 +378,17 @@ class Builder:
             scoped = replace(scoped, arg_names=tuple(
                 a for a in scoped.arg_names if a in declared))
             label = f"[{sp.label} {n}/{total}] {_describe(scoped.instruction)}"
-            state = self._step(label, instr, scoped, state, from_states, no_cache)
+            state = self._step(sp, label, instr, scoped, state, from_states, no_cache)
         return state
 
-    def _step(self, label: str, instr: Instruction, scoped: Any, state: State,
+    def _step(self, sp: StagePlan, label: str, instr: Instruction, scoped: Any, state: State,
               from_states: dict[str, State], no_cache: bool) -> State:
         if isinstance(instr, meta_step.METADATA_TYPES):
             return meta_step.metadata_step(instr, state)
         step = self.progress.start(label)
         try:
-            new, hit = self._dispatch(label, step, instr, scoped, state, from_states, no_cache)
+            new, hit = self._dispatch(sp, label, step, instr, scoped, state, from_states,
+                                      no_cache)
         except StrataError as exc:
             self.progress.finish(step, "error", str(exc))
             raise _located(exc, label) from None
@@ -356,11 +404,15 @@ class Builder:
         self.progress.finish(step, "cached" if hit else "done")
         return new
 
-    def _dispatch(self, label: str, step: int, instr: Instruction, scoped: Any, state: State,
-                  from_states: dict[str, State], no_cache: bool) -> tuple[State, bool]:
+    def _dispatch(self, sp: StagePlan, label: str, step: int, instr: Instruction, scoped: Any,
+                  state: State, from_states: dict[str, State],
+                  no_cache: bool) -> tuple[State, bool]:
+        def info(key: str) -> StepInfo:
+            return _step_info(key, sp, instr, state, from_states)
+
         if isinstance(instr, Workdir):
             key, cfg = meta_step.workdir_key(instr, state)
-            return self._cached_or(key, state, no_cache, lambda: meta_step.workdir_execute(
+            return self._cached_or(info(key), state, no_cache, lambda: meta_step.workdir_execute(
                 instr, state, key, cfg, ws=self.ws))
         if isinstance(instr, Run):
             env = dict(scoped.env)
@@ -372,7 +424,7 @@ class Builder:
                     self.progress.output(step, data)
                     return len(data)
 
-            return self._cached_or(key, state, no_cache, lambda: run_step.execute(
+            return self._cached_or(info(key), state, no_cache, lambda: run_step.execute(
                 instr, state, key, env, scoped.arg_names, ws=self.ws,
                 executor=self._get_executor(), options=self.run_options,
                 context=self.context, from_states=from_states, output=_Out(), step=label))
@@ -382,7 +434,7 @@ class Builder:
                 self._fetched_urls = True
             cplan = copy_step.plan_copy(instr, state, self.context, from_states)
             try:
-                return self._cached_or(cplan.key, state, no_cache,
+                return self._cached_or(info(cplan.key), state, no_cache,
                                        lambda: self._copy(cplan, state, label, no_cache))
             finally:
                 cplan.cleanup()
@@ -403,23 +455,25 @@ class Builder:
             self.cache.put(layer_key, CacheRecord(CachedLayer(top.descriptor, top.diff_id), {}))
         return new
 
-    def _cached_or(self, key: str, state: State, no_cache: bool,
+    def _cached_or(self, info: StepInfo, state: State, no_cache: bool,
                    run: Callable[[], State]) -> tuple[State, bool]:
         if not no_cache:
-            rec = self.cache.get(key, self.store.content)
+            rec = self.step_cache.lookup(info)
             if rec is not None:
                 cfg = ConfigState(ImageConfig.from_json(rec.config), cmd_set=rec.cmd_set)
                 layers = state.layers
                 if rec.layer is not None:
                     layers = state.with_layer(rec.layer.descriptor, rec.layer.diff_id)
-                return state.advance(key, cfg, layers), True
+                return state.advance(info.key, cfg, layers), True
+        self.step_cache.prepare(info)
         new = run()
         new = replace(new, config=_stamp_last(new.config, self.options.source_date_epoch))
         layer = None
         if len(new.layers) > len(state.layers):
             top = new.layers[-1]
             layer = CachedLayer(top.descriptor, top.diff_id)
-        self.cache.put(key, CacheRecord(layer, new.config.config.to_json(), new.config.cmd_set))
+        self.step_cache.record(info, CacheRecord(layer, new.config.config.to_json(),
+                                                 new.config.cmd_set))
         return new, False
 
     def _get_executor(self) -> Executor:
@@ -435,22 +489,15 @@ class Builder:
         cfg = final.config
         if self.options.labels:
             cfg = cfg.set_labels(list(self.options.labels.items()))
-        config = _finalize_config(cfg.config, self.options.source_date_epoch)
-        config_bytes = config.to_bytes()
-        config_digest = Digest("sha256", hashlib.sha256(config_bytes).hexdigest())
-        if not self.store.content.exists(config_digest):
-            write_bytes(self.store.content, config_bytes)
-        manifest = ImageManifest(
-            mediatypes.OCI_MANIFEST,
-            Descriptor(mediatypes.OCI_CONFIG, config_digest, len(config_bytes)),
-            tuple(layer.descriptor for layer in final.layers))
-        data = canonical_bytes(manifest.to_json())
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        # a no-op rebuild: the image and its names are already there (no writes, no fsync)
-        if self.store.db.image(digest) is not None and all(
-                self.store.db.ref(normalize_name(t)) == digest for t in self.options.tags):
-            return self.store.resolve(digest)
-        return self.store.add_manifest(manifest, list(self.options.tags))
+        stages = [self.plan.target]
+        sp = self.plan.stages[self.plan.target]
+        while sp.base.stage is not None:
+            stages.append(sp.base.stage)
+            sp = self.plan.stages[sp.base.stage]
+        return self.image_writer.write_image(self.store, FinalImage(
+            finalize_config(cfg.config, self.options.source_date_epoch),
+            tuple(layer.descriptor for layer in final.layers), tuple(self.options.tags),
+            tuple(stages)))
 
 
 def racy_window(context_dir: Path) -> int:
@@ -476,7 +523,7 @@ def _stamp_last(cfg: ConfigState, epoch: int | None) -> ConfigState:
     return replace(cfg, config=replace(cfg.config, history=(*history[:-1], last)))
 
 
-def _finalize_config(config: ImageConfig, epoch: int | None) -> ImageConfig:
+def finalize_config(config: ImageConfig, epoch: int | None) -> ImageConfig:
     """Fill history times (a config-only step takes the time of the entry before it, so a
     fully cached rebuild gives the same config), clamp them to SOURCE_DATE_EPOCH, and set
     `created` to the newest history time."""
@@ -505,6 +552,21 @@ def _parse_triggers(triggers: list[str]) -> list[Instruction]:
     return out
 
 
+def _step_info(key: str, sp: StagePlan, instr: Instruction, state: State,
+               from_states: dict[str, State]) -> StepInfo:
+    """What a StepCache learns about a step: its key, stage, the blobs a run would read."""
+    names: list[str] = []
+    mounts: tuple[str, ...] = ()
+    if isinstance(instr, Copy) and instr.from_:
+        names.append(instr.from_.lower())
+    if isinstance(instr, Run):
+        names.extend(str(m.from_).lower() for m in instr.mounts if getattr(m, "from_", None))
+        mounts = tuple(m.id or m.target or "" for m in instr.mounts if m.type == "cache")
+    reads = [from_states[n] for n in names if n in from_states]
+    blobs = tuple(layer.descriptor for source in (state, *reads) for layer in source.layers)
+    return StepInfo(key, state.key, sp.index, sp.label, blobs, mounts)
+
+
 def _describe(instr: Instruction) -> str:
     text = instr.original.strip() or instr.KEYWORD
     return text if len(text) <= 200 else text[:197] + "..."
@@ -529,5 +591,6 @@ def source_date_epoch_from_env(env: Mapping[str, str] | None = None) -> int | No
         raise InvalidArgument(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
 
 
-__all__ = ["BuildOptions", "BuildPlan", "BuildResult", "Builder", "build", "check_platform",
-           "source_date_epoch_from_env"]
+__all__ = ["BuildOptions", "BuildPlan", "BuildResult", "Builder", "FinalImage", "ImageWriter",
+           "StoreImageWriter", "build", "check_platform", "finalize_config", "image_manifest",
+           "names_registry", "register_image", "source_date_epoch_from_env"]

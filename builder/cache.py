@@ -10,6 +10,9 @@ A hit counts only if the layer blob is still in the content store; otherwise the
 dropped (DESIGN 5.2). Each record leases its blob (`leases` table of builder.metadata) so
 `strata prune` never deletes content the cache points at.
 
+The builder reaches this table through the `StepCache` Protocol: `LocalStepCache` by default;
+builder.remotecache wraps it with records imported from a registry or directory.
+
 Table (created idempotently next to builder.metadata's tables)::
 
     build_cache(key PK, layer TEXT NULL, config TEXT, cmd_set INT, created REAL, used REAL)
@@ -76,6 +79,52 @@ class CacheRecord:
     layer: CachedLayer | None
     config: dict[str, Any]  # the full image config JSON after the step
     cmd_set: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """One cacheable step as the builder hands it to a StepCache."""
+
+    key: str  # the step's cache key
+    parent_key: str  # the key of the state the step starts from
+    stage: int  # index of its stage in the plan
+    stage_label: str  # the stage's name (or index) as progress shows it
+    blobs: tuple[Descriptor, ...] = ()
+    """Layer blobs a run of this step may unpack: its own chain, then those of the stages and
+    images it reads (COPY --from, RUN --mount from=)."""
+    cache_mounts: tuple[str, ...] = ()  # ids of its RUN --mount=type=cache mounts
+
+
+class StepCache(Protocol):
+    """Where the builder looks up and records what steps produced (the builder's cache seam).
+
+    Per step: `lookup` (skipped under --no-cache); a hit is used as is. On a miss, `prepare`
+    runs just before the step (make local whatever it will read), then the step runs and
+    `record` stores its result. Called from several stage threads at once.
+    """
+
+    def lookup(self, step: StepInfo) -> CacheRecord | None: ...
+
+    def prepare(self, step: StepInfo) -> None: ...
+
+    def record(self, step: StepInfo, record: CacheRecord) -> None: ...
+
+
+class LocalStepCache:
+    """The default StepCache: the store's BuildCache; a record whose blob is gone misses."""
+
+    def __init__(self, cache: BuildCache, blobs: BlobChecker) -> None:
+        self.cache = cache
+        self.blobs = blobs
+
+    def lookup(self, step: StepInfo) -> CacheRecord | None:
+        return self.cache.get(step.key, self.blobs)
+
+    def prepare(self, step: StepInfo) -> None:
+        """Nothing to fetch: every blob a local record names is in the store."""
+
+    def record(self, step: StepInfo, record: CacheRecord) -> None:
+        self.cache.put(step.key, record)
 
 
 class BuildCache:

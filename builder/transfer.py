@@ -12,7 +12,9 @@ Push: HEAD each blob (skip what the repository has), else mount it from another 
 the same registry that it was pulled from or pushed to (remembered in the `transfer_blob_sources`
 table of strata.db), else upload it (chunked with retry when large); the manifest goes last.
 
-Public entry points are synchronous: `pull_image`, `push_image`, `search`, `check_login`.
+Public entry points are synchronous: `pull_image`, `pull`, `push_image`, `push_manifest`,
+`fetch_blobs`, `search`, `check_login`; `upload` and `run_client` are the building blocks
+builder.remotecache uses for its own pushes and manifest look-ups.
 """
 
 from __future__ import annotations
@@ -119,8 +121,10 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _run(coro: Awaitable[T]) -> T:
-    """asyncio.run at the edge, with client errors translated to builder categories."""
+def run_client(coro: Awaitable[T]) -> T:
+    """Run `coro` (registry client work) on a fresh event loop and return its result: the
+    builder's one asyncio bridge. Client errors (also the first one out of a TaskGroup) are
+    translated to builder categories (`translate`). Never call it from a running loop."""
     async def main() -> T:
         return await coro
     try:
@@ -391,7 +395,7 @@ def pull(store: ImageStore, ref: str, platform: Platform | str | None = None, *,
     wanted = Platform.parse(platform) if isinstance(platform, str) else platform
     assert parsed.registry is not None
     with store.gc_guard():
-        result = _run(_pull_blobs(store, parsed, wanted, options, view))
+        result = run_client(_pull_blobs(store, parsed, wanted, options, view))
         names = [f"{parsed.name}:{parsed.tag}"] if parsed.tag and parsed.digest is None else []
         image = store.add_image(result.manifest.digest, [normalize_name(n) for n in names],
                                 result.manifest.media_type)
@@ -486,6 +490,18 @@ async def _push(store: ImageStore, ref: Reference, manifest_desc: Descriptor, da
     return stats
 
 
+def upload(store: ImageStore, ref: Reference, manifest_desc: Descriptor, data: bytes,
+           manifest: ImageManifest, sources: dict[str, list[str]], options: RemoteOptions,
+           progress: TransferProgress) -> PushStats:
+    """Push `manifest` (its bytes `data`, described by `manifest_desc`) to `ref` with the blobs
+    it names, all read from `store`: a blob the repository has is skipped, one held by a
+    repository in `sources` (digest -> repositories of the same registry, see
+    `known_sources`) is mounted, the rest uploaded in parallel; the manifest goes last.
+    Synchronous. The caller has validated the manifest and holds `store.gc_guard()`."""
+    return run_client(_push(store, ref, manifest_desc, data, manifest, sources, options,
+                            progress))
+
+
 def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
                   options: RemoteOptions | None = None,
                   progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
@@ -512,8 +528,7 @@ def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
                 raise NotFound(f"{ref}: blob {blob.digest} is not in the store "
                                "(the image is incomplete)")
         sources = known_sources(store, parsed.registry)
-        stats = _run(_push(store, parsed, manifest_desc, data, manifest, sources,
-                           options, view))
+        stats = upload(store, parsed, manifest_desc, data, manifest, sources, options, view)
         record_sources(store, parsed.registry, parsed.repository,
                        [manifest_desc.digest, manifest.config.digest,
                         *(b.digest for b in manifest.layers)])
@@ -566,7 +581,7 @@ def fetch_blobs(store: ImageStore, ref: str, blobs: Iterable[Descriptor], *,
         return moved[0]
 
     with store.gc_guard():
-        moved = _run(go())
+        moved = run_client(go())
     record_sources(store, parsed.registry, parsed.repository, [b.digest for b in wanted])
     view.close()
     return moved
@@ -583,7 +598,7 @@ def search(registry: str, term: str, limit: int = 25,
         async with options.client(registry) as client:
             return await client.search(term, limit)
 
-    return _run(go())
+    return run_client(go())
 
 
 def check_login(registry: str, user: str, password: str,
@@ -597,4 +612,4 @@ def check_login(registry: str, user: str, password: str,
         async with opts.client(registry) as client:
             await client.ping()
 
-    _run(go())
+    run_client(go())

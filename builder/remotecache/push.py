@@ -17,11 +17,11 @@ from builder.images import ImageStore
 from builder.transfer import (
     PushStats,
     RemoteOptions,
-    _push,
-    _run,
     known_sources,
     parse_remote,
     record_sources,
+    run_client,
+    upload,
 )
 from builder.transfer_progress import QuietProgress, TransferProgress
 from registry.oci import Descriptor, Digest, ImageManifest, RegistryError, parse_manifest
@@ -82,11 +82,11 @@ def push_lazy(store: ImageStore, ref: str, data: bytes, media_type: str,
             return need
 
         if missing:
-            need = _run(premount())
+            need = run_client(premount())
             if need:
                 fetch(need)
         desc = Descriptor(manifest.media_type, Digest.from_bytes(data), len(data))
-        stats = _run(_push(store, parsed, desc, data, manifest, sources, options, view))
+        stats = upload(store, parsed, desc, data, manifest, sources, options, view)
         stats.mounted.extend(d for d in premounted if d not in stats.mounted)
         record_sources(store, registry, parsed.repository,
                        [desc.digest, *(b.digest for b in manifest.blobs())])

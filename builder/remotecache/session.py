@@ -38,7 +38,13 @@ from builder.remotecache.format import (
     parse_config,
 )
 from builder.remotecache.spec import CacheExport, CacheImport
-from builder.transfer import RemoteOptions, fetch_blobs, parse_remote, record_sources
+from builder.transfer import (
+    RemoteOptions,
+    fetch_blobs,
+    parse_remote,
+    record_sources,
+    run_client,
+)
 from registry.oci import (
     Descriptor,
     Digest,
@@ -144,8 +150,6 @@ class RemoteCache:
         return len(records)
 
     def _load_registry(self, ref: str, with_mounts: bool) -> int:
-        from builder.transfer import _run  # the one asyncio bridge
-
         parsed = parse_remote(ref)
         assert parsed.registry is not None
 
@@ -154,7 +158,7 @@ class RemoteCache:
                 _desc, data = await client.resolve(parsed.repository, parsed.reference)
                 return data
 
-        data = _run(resolve())
+        data = run_client(resolve())
         manifest = json.loads(data)
         if manifest.get("mediaType") in mediatypes.INDEXES or "manifests" in manifest:
             raise CacheFormatError(f"{ref} is an index, not a cache manifest or an image")
@@ -187,8 +191,6 @@ class RemoteCache:
         """Resolve a registry image for `platform` without downloading its layers: returns
         (manifest descriptor, manifest, config bytes). The layers become lazily fetchable (and
         mountable for a push to the same registry)."""
-        from builder.transfer import _run
-
         parsed = parse_remote(ref)
         assert parsed.registry is not None
 
@@ -203,7 +205,7 @@ class RemoteCache:
                     desc, data = await client.resolve(parsed.repository, str(child.digest))
                 return desc, data
 
-        desc, data = _run(resolve())
+        desc, data = run_client(resolve())
         manifest = parse_manifest(data, desc.media_type)
         if not isinstance(manifest, ImageManifest):
             raise CacheFormatError(f"{ref}: not an image manifest")
