@@ -15,13 +15,14 @@ from pathlib import Path
 
 from builder.cache import BuildCache
 from builder.errors import InvalidArgument
-from builder.executor import ProcessSpec, open_executor, resolve_user
+from builder.executor import ProcessSpec, open_executor, process_network, resolve_user
 from builder.imageconfig import DEFAULT_PATH
 from builder.images import ImageStore
 from builder.mounts import Mount, temp_mount
 from builder.snapshots import open_snapshotter
 from builder.steps import Layer
 from builder.steps.workspace import Workspace
+from dockerfile_grammar.network import RUN_NETWORK_MODES
 from registry.oci import Descriptor, Digest
 
 
@@ -55,9 +56,11 @@ def _volume(spec: str) -> Mount:
 
 def run_container(root: Path, req: RunRequest) -> int:
     """Run `req` and return the process's exit code."""
-    if req.network not in ("default", "host", "none", "bridge"):
-        raise InvalidArgument(f"unsupported --network {req.network!r} (default, none, host)")
-    network = "none" if req.network == "none" else "host"
+    # docker run's default network is "bridge"; without one here it means the host's network
+    if req.network not in (*RUN_NETWORK_MODES, "bridge"):
+        raise InvalidArgument(
+            f"unsupported --network {req.network!r} ({', '.join(RUN_NETWORK_MODES)})")
+    network = process_network("host" if req.network == "bridge" else req.network)
     volumes = tuple(_volume(v) for v in req.volumes)
     store = ImageStore(root)
     cache = BuildCache(root / "strata.db")
@@ -91,7 +94,7 @@ def run_container(root: Path, req: RunRequest) -> int:
                     env.setdefault("HOSTNAME", "strata")
                     spec = ProcessSpec(argv=argv, env=tuple(f"{k}={v}" for k, v in env.items()),
                                        cwd=req.workdir or str(config.get("WorkingDir") or "/"),
-                                       user=user, network=network,  # type: ignore[arg-type]
+                                       user=user, network=network,
                                        mounts=volumes)
                     executor = open_executor(req.isolation, state_dir=root / "run")
                     status = executor.run(active.mounts, spec, stdout=sys.stdout.buffer,

@@ -47,6 +47,7 @@ from .instructions import (
     Workdir,
 )
 from .mounts import MountProblem, parse_mount
+from .network import RUN_NETWORK_MODES
 from .prepass import LogicalLine
 from .words import (
     GO_SPACES,
@@ -84,7 +85,6 @@ KEYWORDS = (
     "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
     "WORKDIR",
 )
-_NETWORKS = ("default", "none", "host")
 _SECURITY = ("sandbox", "insecure")
 _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 _DURATION_RE = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
@@ -360,7 +360,7 @@ def _run(b: Builder, raw: RawInstruction, ll: LogicalLine, original: str) -> Ins
                 tok = raw.flags[flags.index(flag)]
                 raise b.error(FlagError, f"invalid --mount: {exc}", ll, tok) from None
         elif flag.name == "network":
-            if value.lower() not in _NETWORKS and "$" not in value:
+            if value.lower() not in RUN_NETWORK_MODES and "$" not in value:
                 tok = raw.flags[flags.index(flag)]
                 raise b.error(
                     FlagError, f'unsupported network mode "{value}" (use default, none or host)',

@@ -20,10 +20,11 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from builder.errors import InvalidArgument, NotFound
 from builder.mounts import Mount
+from dockerfile_grammar.network import RUN_NETWORK_MODES
 
 __all__ = [
     "ExecutorUnavailable",
@@ -35,10 +36,21 @@ __all__ = [
     "User",
     "UserNotFound",
     "open_executor",
+    "process_network",
     "resolve_user",
 ]
 
-Network = Literal["host", "none"]
+Network = Literal["host", "none"]  # what the sandbox gets: the host's network or only `lo`
+
+
+def process_network(mode: str) -> Network:
+    """The sandbox network for a RUN --network / `--network` mode (RUN_NETWORK_MODES of
+    dockerfile_grammar): "none" gives only `lo`, "default" and "host" the host's network.
+    Raises InvalidArgument for any other mode."""
+    if mode not in RUN_NETWORK_MODES:
+        raise InvalidArgument(
+            f"unsupported network mode {mode!r} ({', '.join(RUN_NETWORK_MODES)})")
+    return "none" if mode == "none" else "host"
 
 
 class ExecutorUnavailable(NotFound):
@@ -85,7 +97,7 @@ class ProcessSpec:
             raise InvalidArgument("process argv must not be empty")
         if not self.cwd.startswith("/"):
             raise InvalidArgument(f"process cwd must be absolute: {self.cwd!r}")
-        if self.network not in ("host", "none"):
+        if self.network not in get_args(Network):
             raise InvalidArgument(f"network must be 'host' or 'none', not {self.network!r}")
         if self.tty:
             raise InvalidArgument("tty processes are not supported")

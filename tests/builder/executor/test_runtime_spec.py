@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.executor import ProcessSpec, User
+import pytest
+
+from builder.errors import InvalidArgument
+from builder.executor import ProcessSpec, User, process_network
 from builder.executor.rootfs import RunRoot
 from builder.executor.runtime import DEFAULT_CAPABILITIES, runtime_spec
 from builder.mounts import Mount
+from dockerfile_grammar.network import RUN_NETWORK_MODES
 
 RUN = RunRoot(Path("/r/rootfs"), Path("/r/hosts"), Path("/r/resolv.conf"), Path("/r"))
 
@@ -48,3 +52,22 @@ def test_mounts_cover_proc_dev_sys_and_generated_etc_files_then_extras() -> None
     assert by_dest["/root/.cache"] == {"destination": "/root/.cache", "type": "bind",
                                        "source": "/host/cache", "options": ["rbind", "rw"]}
     assert spec["mounts"][-1]["destination"] == "/root/.cache"  # extras after the defaults
+
+
+@pytest.mark.parametrize(("mode", "network"), [("default", "host"), ("host", "host"),
+                                                ("none", "none")])
+def test_each_run_network_mode_maps_to_a_sandbox_network(mode: str, network: str) -> None:
+    assert set(RUN_NETWORK_MODES) == {"default", "host", "none"}
+    assert process_network(mode) == network
+
+
+@pytest.mark.parametrize("mode", ["bridge", "HOST", "", "container:x"])
+def test_unknown_network_mode_is_invalid(mode: str) -> None:
+    with pytest.raises(InvalidArgument,
+                       match=r"unsupported network mode .* \(default, none, host\)"):
+        process_network(mode)
+
+
+def test_process_spec_accepts_only_sandbox_networks() -> None:
+    with pytest.raises(InvalidArgument, match="network must be 'host' or 'none'"):
+        ProcessSpec(argv=("true",), network="default")  # type: ignore[arg-type]
