@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
+import random
 import sys
 from pathlib import Path
 
 import pytest
 
-from registry.storage.filesystem import FilesystemDriver
+from registry.storage import filesystem
+from registry.storage.filesystem import DIRECT_ALIGN, DIRECT_BUFFER, FilesystemDriver
 from registry.storage.memory import MemoryDriver
 
 
@@ -57,6 +60,81 @@ class TestFilesystemDriver(DriverSuite):  # type: ignore[misc,valid-type]
         writer = await asyncio.wait_for(second, 5)
         assert writer.size == 3
         await writer.close()
+
+
+ODD_SIZES = [1, DIRECT_ALIGN - 1, DIRECT_ALIGN + 1, DIRECT_BUFFER + 3, 123_457,
+             DIRECT_BUFFER - 1, 2, 2 * DIRECT_BUFFER + 17]
+
+
+async def _write_odd_pieces(driver: FilesystemDriver, path: str) -> tuple[bytes, bytes]:
+    """Stream ODD_SIZES pieces (some as two-piece batches) with a sha256 tap; returns the
+    bytes written and the tap's digest."""
+    rng = random.Random(7)
+    pieces = [rng.randbytes(n) for n in ODD_SIZES]
+    tap = hashlib.sha256()
+    w = await driver.writer(path)
+    for i, piece in enumerate(pieces):
+        half = len(piece) // 2
+        await w.write(piece if i % 2 else [piece[:half], piece[half:]], tap=tap.update)
+    assert w.size == sum(ODD_SIZES)
+    await w.commit()
+    return b"".join(pieces), tap.digest()
+
+
+class TestFilesystemStreamingWriter:
+    """FilesystemFileWriter: staged blocks written with O_DIRECT, head and tail buffered."""
+
+    async def test_odd_sized_pieces_arrive_intact_and_tapped_in_order(
+            self, tmp_path: Path) -> None:
+        data, tapped = await _write_odd_pieces(FilesystemDriver(tmp_path), "up/data")
+        assert (tmp_path / "up" / "data").read_bytes() == data
+        assert tapped == hashlib.sha256(data).digest()
+
+    @pytest.mark.parametrize("first", [0, 1, DIRECT_ALIGN - 1, DIRECT_ALIGN, 5000])
+    async def test_appends_at_unaligned_offsets_continue_exactly(
+            self, tmp_path: Path, first: int) -> None:
+        driver = FilesystemDriver(tmp_path)
+        rng = random.Random(first)
+        expected = rng.randbytes(first)
+        w = await driver.writer("f")
+        await w.write(expected)
+        await w.close()
+        for n in (7, DIRECT_BUFFER + DIRECT_ALIGN - 3, DIRECT_ALIGN, 1, 3 * DIRECT_ALIGN):
+            w = await driver.writer("f", append=True)
+            assert w.size == len(expected)
+            tap = hashlib.sha256()
+            chunk = rng.randbytes(n)
+            await w.write(chunk, tap=tap.update)
+            expected += chunk
+            await w.close()
+            assert tap.digest() == hashlib.sha256(chunk).digest()
+            assert (tmp_path / "f").stat().st_size == len(expected)
+        assert (tmp_path / "f").read_bytes() == expected
+
+    async def test_without_o_direct_the_same_bytes_are_written_buffered(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(filesystem, "_O_DIRECT", 0)  # as on a platform without it
+        data, tapped = await _write_odd_pieces(FilesystemDriver(tmp_path), "b")
+        assert (tmp_path / "b").read_bytes() == data
+        assert tapped == hashlib.sha256(data).digest()
+
+    async def test_cancel_with_a_block_in_flight_leaves_no_file(self, tmp_path: Path) -> None:
+        driver = FilesystemDriver(tmp_path)
+        w = await driver.writer("c")
+        await w.write(random.Random(1).randbytes(2 * DIRECT_BUFFER + 5))
+        await w.cancel()
+        assert not (tmp_path / "c").exists()
+
+    async def test_a_writer_of_a_file_removed_meanwhile_is_not_found(
+            self, tmp_path: Path) -> None:
+        driver = FilesystemDriver(tmp_path)
+        first = await driver.writer("s/data")
+        second = asyncio.ensure_future(driver.writer("s/data", append=True, create=False))
+        await asyncio.sleep(0.1)
+        await driver.delete("s/data")  # another process ends the session while we wait
+        await first.close()
+        with pytest.raises(filesystem.PathNotFound):
+            await asyncio.wait_for(second, 5)
 
 
 class TestMemoryDriver(DriverSuite):  # type: ignore[misc,valid-type]

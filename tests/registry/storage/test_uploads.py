@@ -184,6 +184,35 @@ async def test_a_new_store_on_the_same_root_continues_an_upload(tmp_path: Path, 
         await second.close()
 
 
+async def test_odd_chunks_a_restart_and_a_short_final_chunk_commit_intact(
+        tmp_path: Path, push) -> None:
+    block = 4 * 1024 * 1024  # the filesystem writer's staging block
+    data = os.urandom(2 * block + 10_007)
+    digest = Digest.from_bytes(data)
+    cuts = [0, 1, 4097, block + 5, 2 * block + 1, len(data) - 3]
+    config = StoreConfig(tmp_path / "root")
+    store = await RegistryStore.open(config)
+    status = await store.uploads.start(REPO)
+    for start, end in zip(cuts[:3], cuts[1:4], strict=True):
+        status = await store.uploads.append(REPO, status.uuid,
+                                            push.chunks(data[start:end], 65_521), start)
+        assert status.offset == end
+    await store.close()  # a restart: the live hash is gone, commit re-hashes the data
+    store = await RegistryStore.open(config)
+    try:
+        uuid = status.uuid
+        status = await store.uploads.append(REPO, uuid, push.chunks(data[cuts[3]:cuts[4]]),
+                                            cuts[3])
+        assert (await store.uploads.status(REPO, uuid)).offset == cuts[4]
+        status = await store.uploads.append(REPO, uuid, push.chunks(data[cuts[4]:cuts[5]]))
+        info = await store.uploads.commit(REPO, uuid, digest, push.chunks(data[cuts[5]:]),
+                                          cuts[5])
+        assert info.size == len(data)
+        assert await _read(store, REPO, digest) == data
+    finally:
+        await store.close()
+
+
 async def test_two_stores_on_one_root_interleave_appends(tmp_path: Path, push) -> None:
     config = StoreConfig(tmp_path / "root")
     a, b = await RegistryStore.open(config), await RegistryStore.open(config)

@@ -83,6 +83,21 @@ class DriverSuite:
         await w.close()
         assert await driver.get_content("f") == b"z"
 
+    async def test_writer_without_create_refuses_a_missing_path(
+            self, driver: StorageDriver) -> None:
+        with pytest.raises(PathNotFound):
+            await driver.writer("absent/data", append=True, create=False)
+        with pytest.raises(PathNotFound):
+            await driver.stat("absent/data")
+        w = await driver.writer("f")
+        await w.write(b"ab")
+        await w.close()
+        w = await driver.writer("f", append=True, create=False)
+        assert w.size == 2
+        await w.write(b"c")
+        await w.close()
+        assert await driver.get_content("f") == b"abc"
+
     async def test_cancelled_writer_leaves_no_file(self, driver: StorageDriver) -> None:
         w = await driver.writer("c/data")
         await w.write(b"partial")
