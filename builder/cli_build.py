@@ -83,8 +83,11 @@ def _build(args: argparse.Namespace) -> int:
         dockerfile = Path(args.file) if args.file != "-" else None
         if args.file == "-":
             raise InvalidArgument("-f - (Dockerfile from stdin) is not supported")
-    if args.network not in ("default", "none", "host"):
-        raise InvalidArgument(f"unsupported --network {args.network!r} (default, none, host)")
+    from dockerfile_grammar.network import RUN_NETWORK_MODES
+
+    if args.network not in RUN_NETWORK_MODES:
+        raise InvalidArgument(f"unsupported --network {args.network!r} "
+                              f"({', '.join(RUN_NETWORK_MODES)})")
     secrets = dict(parse_secret(s) for s in args.secret or [])
     build_args = _pairs(args.build_arg, "--build-arg", allow_bare=True)
     labels = _pairs(args.label, "--label")

@@ -40,3 +40,10 @@ def test_build_help_explains_the_build_options() -> None:
                          capture_output=True, text=True)
     assert out.returncode == 0
     assert "--cache-from" in out.stdout and "--progress" in out.stdout
+
+
+def test_build_refuses_an_unknown_network_mode(tmp_path: object) -> None:
+    out = subprocess.run([sys.executable, "-m", "builder.cli", "--root", str(tmp_path), "build",
+                          "--network", "bridge", "."], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "unsupported --network 'bridge' (default, none, host)" in out.stderr
