@@ -17,6 +17,8 @@ CLI's start-up does not pay for the Lark parser and the instruction dataclasses.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -224,3 +226,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOME))
+
+
+class _Surface(types.ModuleType):
+    """Importing a submodule binds it as an attribute of the package; for `expand`, whose
+    module and exported function share a name, keep the function (as the eager imports did)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, types.ModuleType) and _HOME.get(name) == name
+                and value.__name__ == f"{__name__}.{name}"):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Surface
