@@ -14,6 +14,11 @@ ingest directory on the same filesystem as the blobs; bytes are hashed while the
 only an ingest directory, which `cleanup_stale_ingests` removes once no process holds its lock.
 Two writers of the same blob are safe: each has its own ingest directory and the second rename
 either finds the blob present (and discards its copy) or replaces it with identical bytes.
+
+A resumable write (`resumable_writer(ref, ...)`, used by pulls) is named by its ref alone:
+`<root>/ingest/<ref>/data`. Leaving it without commit keeps the data, and the next writer with
+that ref re-hashes it and continues where it stopped; only one writer holds a ref at a time.
+Constructing, writing and committing block on disk: async callers run them in a thread.
 """
 
 from __future__ import annotations
@@ -106,26 +111,65 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class LocalWriter:
-    """A Writer backed by `<ingest>/<ref>-<rand>/data`; see the module docstring."""
+    """A Writer backed by `<ingest>/<ref>-<rand>/data`, or `<ingest>/<ref>/data` when
+    `resumable`; see the module docstring.
+
+    A resumable writer raises BlockingIOError when another writer holds the ref (retry
+    later); it starts with the bytes an earlier writer left (`size` says how many), and
+    `close()` without commit keeps them unless `discard()` was called."""
 
     def __init__(self, store: LocalContentStore, ref: str, expected: Digest | None,
-                 expected_size: int | None) -> None:
+                 expected_size: int | None, *, resumable: bool = False) -> None:
         self._store = store
         self._expected = expected
         self._expected_size = expected_size
+        self._resumable = resumable
+        self._keep = resumable
         safe = _REF_SAFE.sub("_", ref)[:80] or "blob"
+        algorithm = expected.algorithm if expected is not None else "sha256"
+        self._digester = Digester(algorithm)
+        self._done = False
+        self._file: BinaryIO | None = None
+        if resumable:
+            self.dir = store.ingest_dir / safe
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_existing(self.dir / "lock")
+            try:
+                self._file = open(self.dir / "data", "a+b")  # noqa: SIM115
+                self._file.seek(0)
+                while chunk := self._file.read(CHUNK):
+                    self._digester.update(chunk)
+                if expected_size is not None and self._digester.size > expected_size:
+                    self.restart()
+            except BaseException:
+                self.close()
+                raise
+            return
         self.dir = store.ingest_dir / f"{safe}-{uuid.uuid4().hex[:12]}"
         self.dir.mkdir(parents=True)
         self._lock_fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._file: BinaryIO | None = open(self.dir / "data", "wb")  # noqa: SIM115
-        algorithm = expected.algorithm if expected is not None else "sha256"
-        self._digester = Digester(algorithm)
-        self._done = False
+        self._file = open(self.dir / "data", "wb")  # noqa: SIM115
 
     @property
     def size(self) -> int:
         return self._digester.size
+
+    def digest(self) -> Digest:
+        """The digest of the bytes written so far."""
+        return self._digester.digest()
+
+    def restart(self) -> None:
+        """Drop the bytes written so far (a resumed partial that cannot be continued)."""
+        if self._file is None:
+            raise FailedPrecondition("restart after commit or close")
+        self._file.truncate(0)
+        self._file.seek(0)
+        self._digester = Digester(self._digester.algorithm)
+
+    def discard(self) -> None:
+        """Let `close()` remove the data even of a resumable writer."""
+        self._keep = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._file is None:
@@ -161,16 +205,23 @@ class LocalWriter:
             _fsync_dir(target.parent)
             self._done = True
             return actual
+        except BaseException:
+            self._keep = False  # bytes that failed verification are never resumed
+            raise
         finally:
             self.close()
 
     def close(self) -> None:
-        """Discard the ingest directory (after commit it holds only the lock file)."""
+        """Discard the ingest directory (after commit it holds only the lock file), except
+        the data of a resumable writer that was not committed or discarded."""
         if self._file is not None:
             self._file.close()
             self._file = None
         if self._lock_fd >= 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            data = self.dir / "data"
+            if not (self._keep and not self._done and data.exists()
+                    and data.stat().st_size > 0):
+                shutil.rmtree(self.dir, ignore_errors=True)
             os.close(self._lock_fd)
             self._lock_fd = -1
 
@@ -179,6 +230,24 @@ class LocalWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lock_existing(path: Path) -> int:
+    """flock `path` (created if missing) without waiting; BlockingIOError when another
+    writer holds it or replaced its directory meanwhile. Returns the open descriptor."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: busy
+        try:  # the holder may have finished and removed the directory meanwhile
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = -1
+        if current != os.fstat(fd).st_ino:
+            raise BlockingIOError("the ingest directory was replaced; retry")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class LocalContentStore:
@@ -214,6 +283,11 @@ class LocalContentStore:
     def writer(self, ref: str, expected: Digest | None = None,
                expected_size: int | None = None) -> LocalWriter:
         return LocalWriter(self, ref, expected, expected_size)
+
+    def resumable_writer(self, ref: str, expected: Digest, expected_size: int) -> LocalWriter:
+        """A writer that continues what an earlier writer with this `ref` left (see
+        LocalWriter); BlockingIOError while another writer holds `ref`."""
+        return LocalWriter(self, ref, expected, expected_size, resumable=True)
 
     def info(self, digest: Digest) -> BlobInfo:
         try:

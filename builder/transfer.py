@@ -2,9 +2,11 @@
 
 Pull: resolve the reference (OCI and Docker manifest/index types), pick the platform from an
 index, then download config and layers in parallel (a semaphore, default 4). Blobs already in
-the store are skipped. Each download lands in `<root>/ingest/pull-<hex>/data` (flock-held while
-it runs), is hashed while it is written and renamed into `blobs/` only after size and digest
-match, so nothing half-written is ever visible. An interrupted download keeps its partial file;
+the store are skipped. Each download lands in `<root>/ingest/pull-<alg>-<hex>/data` (a
+resumable writer of builder.content, flock-held while it runs), is hashed while it is written
+and renamed into `blobs/` only after size and digest match, so nothing half-written is ever
+visible. Disk work (writes, hashing, reads for upload) runs in worker threads, never on the
+event loop. An interrupted download keeps its partial file;
 the next attempt (a retry in the same pull, or the next `strata pull`) re-hashes it and asks
 for the rest with Range. Then the image is registered and tagged, and its layers unpacked.
 
@@ -20,9 +22,6 @@ builder.remotecache uses for its own pushes and manifest look-ups.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
-import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from builder import credentials
-from builder.content import CHUNK, LocalContentStore, write_bytes
+from builder.content import CHUNK, LocalContentStore, LocalWriter, write_bytes
 from builder.errors import (
     DigestMismatch,
     FailedPrecondition,
@@ -51,7 +50,6 @@ from registry.client import (
 from registry.oci import (
     Descriptor,
     Digest,
-    Digester,
     ImageIndex,
     ImageManifest,
     Platform,
@@ -190,131 +188,130 @@ def known_sources(store: ImageStore, registry: str) -> dict[str, list[str]]:
     return out
 
 
-# ----------------------------------------------------------------------------- resumable ingest
+# ----------------------------------------------------------------------------- download
 
 
-class ResumableIngest:
-    """`<ingest>/pull-<hex>/data`: appended across attempts, flock-held while in use.
+def ingest_ref(desc: Descriptor) -> str:
+    """The resumable ingest ref of a pulled blob (`<root>/ingest/pull-<alg>-<hex>/`)."""
+    return f"pull-{desc.digest.algorithm}-{desc.digest.encoded}"
 
-    Mirrors LocalWriter's commit (fsync, size and digest check, rename into blobs/) but keeps
-    the data when the writer stops without committing, so a later attempt resumes it.
-    """
 
-    def __init__(self, content: LocalContentStore, desc: Descriptor) -> None:
-        self.content = content
-        self.desc = desc
-        self.dir = content.ingest_dir / f"pull-{desc.digest.algorithm}-{desc.digest.encoded}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: busy
-            try:  # the holder may have finished and removed the directory meanwhile
-                current = os.stat(self.dir / "lock").st_ino
-            except FileNotFoundError:
-                current = -1
-            if current != os.fstat(fd).st_ino:
-                raise BlockingIOError("the ingest directory was replaced; retry")
-        except BaseException:
-            os.close(fd)
-            raise
-        self._lock_fd = fd
-        self.path = self.dir / "data"
-        self.digester = Digester(desc.digest.algorithm)
-        self._file = open(self.path, "a+b")  # noqa: SIM115
-        self._file.seek(0)
-        while chunk := self._file.read(CHUNK):
-            self.digester.update(chunk)
-        if self.digester.size > desc.size:
-            self.restart()
+async def _close(writer: LocalWriter) -> None:
+    """Close off the loop; finishes even if the task is cancelled meanwhile."""
+    await asyncio.shield(asyncio.to_thread(writer.close))
 
-    @property
-    def size(self) -> int:
-        return self.digester.size
 
-    def restart(self) -> None:
-        self._file.truncate(0)
-        self._file.seek(0)
-        self.digester = Digester(self.desc.digest.algorithm)
+async def _receive(client: RegistryClient, repository: str, desc: Descriptor,
+                   writer: LocalWriter, on_bytes: Callable[[int], None]) -> None:
+    """Stream the rest of `desc` (from `writer.size`, with Range) into `writer`.
 
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
+    Writing and hashing run in a worker thread, in batches of about CHUNK bytes with one
+    batch in flight while the next arrives, so the loop never waits on the disk and at most
+    two batches are held. What arrived is written even when the stream breaks (a later
+    attempt resumes from it). Raises DigestInvalid for too many bytes or a wrong digest,
+    StreamInterrupted when the body ends early."""
+    offset = writer.size
+    have = offset
+    batch: list[bytes] = []
+    batched = 0
+    pending: asyncio.Future[None] | None = None
 
-    def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        if self.digester.size != self.desc.size or self.digester.digest() != self.desc.digest:
-            self.restart()
-            raise RemoteDigestMismatch(f"blob {self.desc.digest}: content hashes to "
-                                       f"{self.digester.digest()}")
-        target = self.content.blob_path(self.desc.digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(self.path, target)
-        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    def write_all(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            writer.write(chunk)
 
-    def close(self, keep: bool) -> None:
-        """Release the lock; the directory goes unless `keep` (a resumable partial)."""
-        self._file.close()
-        if not keep or not self.path.exists() or self.path.stat().st_size == 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
-        os.close(self._lock_fd)
+    async def flush() -> None:
+        """Wait for the batch in flight, then start writing the current one."""
+        nonlocal pending, batch, batched
+        if pending is not None:
+            await pending
+            pending = None
+        if batch:
+            pending = asyncio.ensure_future(asyncio.to_thread(write_all, batch))
+            batch, batched = [], 0
+
+    try:
+        async with client.open_blob(repository, desc.digest, offset) as stream:
+            skip = offset - stream.offset  # the server ignored Range: drop what we hold
+            async for chunk in stream.chunks:
+                if skip:
+                    drop = min(skip, len(chunk))
+                    chunk, skip = chunk[drop:], skip - drop
+                    if not chunk:
+                        continue
+                if have + len(chunk) > desc.size:
+                    raise oci_errors.DigestInvalid(
+                        f"blob {desc.digest}: more than the {desc.size} bytes its "
+                        "descriptor declares")
+                batch.append(chunk)
+                batched += len(chunk)
+                have += len(chunk)
+                on_bytes(len(chunk))
+                if batched >= CHUNK:
+                    await flush()
+    finally:
+        await flush()  # start the last batch...
+        await flush()  # ...and wait for it
+    if have < desc.size:
+        raise StreamInterrupted(f"{client.registry}: blob {desc.digest}: got {have} of "
+                                f"{desc.size} bytes", received=have - offset)
+    actual = writer.digest()
+    if actual != desc.digest:
+        raise oci_errors.DigestInvalid(f"blob {desc.digest} from {client.registry}/"
+                                       f"{repository}: content hashes to {actual}")
 
 
 async def _download(client: RegistryClient, content: LocalContentStore, repository: str,
                     desc: Descriptor, progress: TransferProgress, label: str) -> int:
-    """Fetch one blob into the store (resuming a partial); returns the bytes moved."""
-    if content.exists(desc.digest):
+    """Fetch one blob into the store (resuming a partial); returns the bytes moved. Every
+    disk access runs in a worker thread."""
+    if await asyncio.to_thread(content.exists, desc.digest):
         progress.update(label, "Already exists")
         return 0
     while True:  # another process pulling the same blob holds its ingest: wait, off the loop
         try:
-            ingest = ResumableIngest(content, desc)
+            writer = await asyncio.to_thread(content.resumable_writer, ingest_ref(desc),
+                                             desc.digest, desc.size)
             break
         except BlockingIOError:
             progress.update(label, "Waiting for another pull")
             await asyncio.sleep(0.2)
-    keep = True
     moved = 0
     try:
-        if content.exists(desc.digest):  # a concurrent pull finished it while we waited
-            keep = False
+        if await asyncio.to_thread(content.exists, desc.digest):
+            writer.discard()  # a concurrent pull finished it while we waited
             progress.update(label, "Already exists")
             return 0
         for attempt in range(DOWNLOAD_ATTEMPTS):
-            progress.update(label, "Downloading", ingest.size, desc.size)
-            before = ingest.size
+            progress.update(label, "Downloading", writer.size, desc.size)
+            before = writer.size
 
             def on_bytes(n: int) -> None:
                 progress.advance(label, "Downloading", n)
 
             try:
-                await client.fetch_blob(repository, desc, ingest.write, offset=ingest.size,
-                                        digester=ingest.digester, on_bytes=on_bytes)
-                moved += ingest.size - before
+                await _receive(client, repository, desc, writer, on_bytes)
+                moved += writer.size - before
                 break
             except StreamInterrupted:
-                moved += ingest.size - before
+                moved += writer.size - before
                 if attempt == DOWNLOAD_ATTEMPTS - 1:
                     raise
-                progress.update(label, f"Retrying ({ingest.size} bytes kept)")
+                progress.update(label, f"Retrying ({writer.size} bytes kept)")
                 await asyncio.sleep(0.2 * (attempt + 1))
             except oci_errors.DigestInvalid:
-                keep = False
+                writer.discard()
                 raise
         progress.update(label, "Verifying Checksum")
         try:
-            ingest.commit()
-        except RemoteDigestMismatch:
-            keep = False
-            raise
-        keep = False
+            await asyncio.to_thread(writer.commit, desc.size, desc.digest)
+        except DigestMismatch:
+            raise RemoteDigestMismatch(f"blob {desc.digest}: content hashes to "
+                                       f"{writer.digest()}") from None
         progress.update(label, "Download complete")
         return moved
     finally:
-        ingest.close(keep)
+        await _close(writer)
 
 
 # ----------------------------------------------------------------------------- pull
@@ -345,7 +342,7 @@ async def _pull_blobs(store: ImageStore, ref: Reference, wanted: Platform | None
             manifest = parse_manifest(data, child.media_type)
             if not isinstance(manifest, ImageManifest):
                 raise InvalidArgument(f"{ref}: index entry {child.digest} is not an image")
-        write_bytes(store.content, data, desc.digest)
+        await asyncio.to_thread(write_bytes, store.content, data, desc.digest)
         labels = {b.digest: short(b.digest) for b in (manifest.config, *manifest.layers)}
         for blob in manifest.layers:
             progress.update(labels[blob.digest], "Waiting", 0, blob.size)
@@ -417,16 +414,21 @@ def pull(store: ImageStore, ref: str, platform: Platform | str | None = None, *,
 # ----------------------------------------------------------------------------- push
 
 
-async def _read_range(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+def _read_at(path: Path, start: int, length: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(start)
-        left = length
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                raise FailedPrecondition(f"{path} is shorter than expected")
-            left -= len(chunk)
-            yield chunk
+        return f.read(length)
+
+
+async def _read_range(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
+    """`length` bytes of `path` from `start`, read CHUNK by CHUNK in a worker thread."""
+    left = length
+    while left > 0:
+        chunk = await asyncio.to_thread(_read_at, path, start + length - left, min(CHUNK, left))
+        if not chunk:
+            raise FailedPrecondition(f"{path} is shorter than expected")
+        left -= len(chunk)
+        yield chunk
 
 
 @dataclass(slots=True)
