@@ -32,6 +32,7 @@ from builder.executor import (
 from builder.executor.pump import run_pumped
 from builder.executor.rootfs import RunRoot, run_root
 from builder.mounts import Mount
+from builder.probecache import remembered
 
 DEFAULT_CAPABILITIES = (
     "CAP_CHOWN",
@@ -209,7 +210,9 @@ PROBE_BINARY = "/strata-runtime-probe"
 
 
 def probe_runtime(runtime: str, state_dir: Path | None = None) -> str | None:
-    """None when `runtime` can start containers here, else its error (cached per process).
+    """None when `runtime` can start containers here, else its error. Cached per process,
+    and per running kernel in `<state_dir>/probes.json` (keyed by the binary's path, size
+    and mtime, so an upgraded runtime is probed again).
 
     Runs a bundle over an empty rootfs whose process does not exist: a working runtime
     gets as far as exec and complains about that binary; a broken one fails earlier
@@ -218,6 +221,30 @@ def probe_runtime(runtime: str, state_dir: Path | None = None) -> str | None:
         return None
     if runtime in _broken:
         return _broken[runtime]
+    if state_dir is not None:
+        try:
+            st = os.stat(runtime)
+        except OSError:
+            st = None
+        if st is not None:
+            key = f"runtime:{runtime}:{st.st_size}:{st.st_mtime_ns}"
+            failure = remembered(Path(state_dir) / "probes.json", key,
+                                 lambda: _probe(runtime, state_dir))
+            if failure is None:
+                _probe_ok.add(runtime)
+            else:
+                _broken[runtime] = failure
+            return failure
+    failure = _probe(runtime, state_dir)
+    if failure is None:
+        _probe_ok.add(runtime)
+    else:
+        _broken[runtime] = failure
+    return failure
+
+
+def _probe(runtime: str, state_dir: Path | None) -> str | None:
+    """Run the probe bundle once; None when the runtime started it."""
     with tempfile.TemporaryDirectory(prefix="strata-probe-") as tmp:
         bundle = Path(tmp)
         (bundle / "rootfs" / "proc").mkdir(parents=True)
@@ -238,10 +265,8 @@ def probe_runtime(runtime: str, state_dir: Path | None = None) -> str | None:
         )
         text = proc.stderr + (log.read_text(errors="replace") if log.exists() else "")
         if proc.returncode == 0 or PROBE_BINARY in text:
-            _probe_ok.add(runtime)
             return None
-        _broken[runtime] = _runtime_failure(log) or text.strip() or f"exit {proc.returncode}"
-        return _broken[runtime]
+        return _runtime_failure(log) or text.strip() or f"exit {proc.returncode}"
 
 
 _probe_ok: set[str] = set()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from builder.errors import FailedPrecondition, InvalidArgument
+from builder.probecache import remembered
 from builder.snapshots import Snapshotter
 from builder.snapshots.copy import CopySnapshotter
 from builder.snapshots.overlay import OverlaySnapshotter, supported
@@ -16,10 +18,15 @@ _probe_cache: dict[Path, tuple[bool, str]] = {}
 
 
 def probe_overlay(root: Path) -> tuple[bool, str]:
-    """`supported(root)`, remembered per root for the life of the process."""
+    """`supported(root)`, remembered per root for the life of the process and, in
+    `<root>/probes.json`, for the running kernel (keyed by the root's device: a store moved
+    to another filesystem is probed again)."""
     root = Path(root).absolute()
     if root not in _probe_cache:
-        _probe_cache[root] = supported(root)
+        root.mkdir(parents=True, exist_ok=True)
+        key = f"overlay:{root}:{os.stat(root).st_dev}"
+        _probe_cache[root] = remembered(root / "probes.json", key, lambda: supported(root),
+                                        encode=list, decode=lambda v: (bool(v[0]), str(v[1])))
     return _probe_cache[root]
 
 
