@@ -62,6 +62,12 @@ from registry.oci import (
 
 T = TypeVar("T")
 
+#: exceptions that mean a bug in strata, never bad input: a step that raises one is not
+#: turned into a StepFailed (the steps raise builder.errors categories for what they expect)
+PROGRAMMING_ERRORS: tuple[type[Exception], ...] = (
+    TypeError, AttributeError, LookupError, NameError, AssertionError, NotImplementedError,
+    RecursionError, ArithmeticError, ImportError)
+
 
 @dataclass(frozen=True, slots=True)
 class BuildOptions:
@@ -389,12 +395,16 @@ class Builder:
         try:
             new, hit = self._dispatch(sp, label, step, instr, scoped, state, from_states,
                                       no_cache)
-        except StrataError as exc:
+        except StrataError as exc:  # what the step expected: its own message, located
             self.progress.finish(step, "error", str(exc))
             raise _located(exc, label) from None
-        except (OSError, ValueError, LookupError, RuntimeError) as exc:
-            # never a traceback for a failing step: report it as the step's failure
-            message = f"{label}: {type(exc).__name__}: {exc}"
+        except PROGRAMMING_ERRORS as exc:  # a bug: keep its type and traceback
+            self.progress.finish(step, "error", f"{label}: {type(exc).__name__}: {exc}")
+            raise
+        except Exception as exc:
+            # last resort: a failure the step did not foresee (a full disk, a vanished file)
+            # fails the step with its label and the exception type, without a traceback
+            message = f"{label}: unexpected {type(exc).__name__}: {exc}"
             self.progress.finish(step, "error", message)
             raise StepFailed(message) from exc
         except BaseException as exc:

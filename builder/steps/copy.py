@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import gzip
 import hashlib
 import lzma
 import posixpath
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+import zstandard
 
 from builder import cachekey
 from builder.context import BuildContext, SourceMatch
@@ -165,7 +169,8 @@ def _sha256(path: Path) -> str:
 
 
 def _fetch(url: str, tmpdir: Path, checksum: str | None) -> tuple[str, Path, int | None]:
-    import urllib.request  # lazily: most builds never fetch, and startup time counts
+    import http.client  # lazily: most builds never fetch, and startup time counts
+    import urllib.request
     from email.utils import parsedate_to_datetime
 
     target = tmpdir / f"url-{len(list(tmpdir.iterdir()))}"
@@ -173,8 +178,12 @@ def _fetch(url: str, tmpdir: Path, checksum: str | None) -> tuple[str, Path, int
         with urllib.request.urlopen(url, timeout=60) as resp, open(target, "wb") as out:  # noqa: S310
             shutil.copyfileobj(resp, out, 1 << 20)
             modified = resp.headers.get("Last-Modified")
-    except OSError as exc:
+    except OSError as exc:  # URLError, refused or reset connections, timeouts
         raise Unavailable(f"ADD {url}: {exc}") from None
+    except http.client.HTTPException as exc:  # a body cut short, a malformed response
+        raise Unavailable(f"ADD {url}: {type(exc).__name__}: {exc}") from None
+    except ValueError as exc:  # http.client.InvalidURL and friends
+        raise InvalidArgument(f"ADD {url}: invalid URL: {exc}") from None
     mtime = None
     if modified:
         with contextlib.suppress(TypeError, ValueError):
@@ -223,6 +232,10 @@ def _chmod(text: str | None) -> int | None:
         raise InvalidArgument(f"invalid chmod {text!r}")
     return value
 
+
+#: what a damaged compressed stream raises while ADD unpacks it (tar damage is LayerRejected)
+CORRUPT_ARCHIVE: tuple[type[Exception], ...] = (
+    EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, zstandard.ZstdError)
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
@@ -277,8 +290,12 @@ def _place_matches(w: Writer, plan: CopyPlan) -> None:
         if (isinstance(instr, Add) and unpack is not False and entry.kind.value == "file"
                 and _is_archive(entry.path)):
             dir_host = w.mkdirs(target)
-            with _decompressed(entry.path) as stream:
-                apply_tar(stream, dir_host, whiteouts="none")  # ADD: no layer semantics
+            try:
+                with _decompressed(entry.path) as stream:
+                    apply_tar(stream, dir_host, whiteouts="none")  # ADD: no layer semantics
+            except CORRUPT_ARCHIVE as exc:
+                raise InvalidArgument(f"ADD {entry.relpath}: cannot extract the archive "
+                                      f"({type(exc).__name__}: {exc})") from None
             continue
         into_dir = (target.endswith("/") or many or w.is_dir(target)) and not (
             instr.parents and match.name)

@@ -248,17 +248,32 @@ def _extra_mounts(run: Run, keys: Sequence[cachekey.MountKey], ws: Workspace,
                                        "src=FILE)")
                     continue
                 if key.env:
-                    secret_env[key.env] = Path(src).read_text()
+                    secret_env[key.env] = _read_secret(key.id, Path(src))
                     if not key.target:
                         continue
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="secret-")))
                 copy = tmp / "secret"
-                shutil.copyfile(src, copy)
+                try:
+                    shutil.copyfile(src, copy)
+                except OSError as exc:
+                    raise NotFound(f"secret {key.id}: cannot read {src}: "
+                                   f"{exc.strerror or exc}") from None
                 os.chown(copy, key.uid or 0, key.gid or 0)
                 os.chmod(copy, key.mode if key.mode is not None else 0o400)
                 target = key.target or f"/run/secrets/{key.id}"
                 mounts.append(Mount("bind", str(copy), target, ("rbind", "ro")))
         yield mounts
+
+
+def _read_secret(sid: str, src: Path) -> str:
+    """A secret's text for `env=` (the message never shows its bytes)."""
+    try:
+        return src.read_text()
+    except OSError as exc:
+        raise NotFound(f"secret {sid}: cannot read {src}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"secret {sid}: {src} is not UTF-8 text, so it cannot be an "
+                              "environment variable (mount it as a file)") from None
 
 
 @contextlib.contextmanager
