@@ -8,10 +8,13 @@ Starts strata-registry (A, `--workers N`, access log on, written to a file) and 
 docker-registry anchor (B, via ../shared/bench/anchor_registry.sh) on free loopback ports,
 runs ../shared/bench/registry_throughput.py against both in one interleaved run, samples the
 resident memory of every strata process (parent and workers, summed) and of the anchor, then
-stops both and removes their storage. Prints the harness output, then:
+stops both and removes their storage. With --workers 1 the harness also reads strata's CPU
+time, and the server CPU per pushed GB is checked against 1.5x one core's sha256 time.
+Prints the harness output, then:
 
     RESULT registry_bench ratios A/B: push_mono=.. push_chunked=.. pull=.. head_rps=.. get_rps=..
     RESULT registry_bench strata: ... peak_rss_mib=..
+    RESULT registry_bench server cpu per pushed GB (workers=1): push_mono=..s push_chunked=..s
     RESULT registry_bench targets: push_mono>=2.0x:ok ... rss<150MiB:ok -> PASS|MISS
 
 and writes everything (medians, ratios, per-round samples, RSS) to --json (default
@@ -41,6 +44,8 @@ BENCH_DIR = Path(os.environ.get("STRATA_BENCH_DIR", REPO.parent / "shared" / "be
 METRICS = ("push_mono", "push_chunked", "pull", "head_rps", "get_rps")
 TARGETS = {"push_mono": 2.0, "push_chunked": 2.0, "pull": 1.2, "head_rps": 3.5, "get_rps": 3.5}
 RSS_LIMIT_MIB = 150
+CPU_PER_GB_FACTOR = 1.5  # server CPU per pushed GB <= this x one core's sha256 time per GB
+PUSH_METRICS = ("push_mono", "push_chunked")
 
 
 def free_port() -> int:
@@ -104,6 +109,28 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+def sha256_seconds_per_gb(mib: int = 256, reps: int = 3) -> float:
+    """Seconds one core's sha256 takes per GB, measured as ../shared/bench/limits.sh does
+    (wall clock of one hashlib update over `mib` MiB, median of `reps`): the issue's yardstick
+    for server CPU per pushed GB."""
+    import hashlib
+
+    data = os.urandom(mib << 20)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        hashlib.sha256(data).digest()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / (len(data) / 1e9)
+
+
+def server_cpu_per_gb(data: dict, metric: str) -> float | None:  # type: ignore[type-arg]
+    """Median server CPU seconds per pushed GB of strata (A) in the harness samples."""
+    rows = [x for x in data.get("extra", {}).get(f"{metric}|A", [])
+            if x[1] is not None and x[2] > 0]
+    return statistics.median(x[1] / x[2] * 1e9 for x in rows) if rows else None
 
 
 def start_strata(port: int, root: Path, workers: int, log: Path) -> subprocess.Popen[bytes]:
@@ -189,11 +216,17 @@ def report(args: argparse.Namespace, data: dict, samplers: list[RssSampler],  # 
     anchor_mib = samplers[1].peak_kib / 1024
     checks = {m: ratios[m] >= TARGETS[m] for m in METRICS}
     checks["rss"] = peak_mib < RSS_LIMIT_MIB
+    cpu_per_gb = {m: server_cpu_per_gb(data, m) for m in PUSH_METRICS}
+    sha_per_gb = sha256_seconds_per_gb() if None not in cpu_per_gb.values() else None
+    if sha_per_gb is not None:  # measured with --workers 1 (the harness sees one process)
+        checks["cpu_per_gb"] = all(
+            v is not None and v <= CPU_PER_GB_FACTOR * sha_per_gb for v in cpu_per_gb.values())
     result = {
         "workers": args.workers, "rounds": args.rounds, "size_mib": args.size_mib,
         "medians": {"strata": medians["A"], "docker-registry": medians["B"]},
         "ratios": ratios, "targets": TARGETS, "rss_limit_mib": RSS_LIMIT_MIB,
         "peak_rss_mib": {"strata": round(peak_mib, 1), "docker-registry": round(anchor_mib, 1)},
+        "server_cpu_s_per_gb": cpu_per_gb, "sha256_s_per_gb": sha_per_gb,
         "checks": checks, "harness": data,
     }
     args.json.write_text(json.dumps(result, indent=1))
@@ -209,10 +242,17 @@ def report(args: argparse.Namespace, data: dict, samplers: list[RssSampler],  # 
     print("RESULT registry_bench docker-registry: " +
           " ".join(f"{m}={medians['B'][m]:.0f}{units[m]}" for m in METRICS) +
           f" peak_rss_mib={anchor_mib:.0f}")
+    if sha_per_gb is not None:
+        print("RESULT registry_bench server cpu per pushed GB (workers=1): " +
+              " ".join(f"{m}={v:.2f}s" for m, v in cpu_per_gb.items() if v is not None) +
+              f" sha256={sha_per_gb:.2f}s/GB limit={CPU_PER_GB_FACTOR * sha_per_gb:.2f}s")
     verdict = "PASS" if all(checks.values()) else "MISS"
     print("RESULT registry_bench targets: " +
           " ".join(f"{m}>={TARGETS[m]}x:{'ok' if checks[m] else 'miss'}" for m in METRICS) +
-          f" rss<{RSS_LIMIT_MIB}MiB:{'ok' if checks['rss'] else 'miss'} -> {verdict}"
+          f" rss<{RSS_LIMIT_MIB}MiB:{'ok' if checks['rss'] else 'miss'}" +
+          ("" if "cpu_per_gb" not in checks else
+           f" cpu/GB<={CPU_PER_GB_FACTOR}x_sha256:{'ok' if checks['cpu_per_gb'] else 'miss'}") +
+          f" -> {verdict}"
           f"  (json: {args.json})")
     return 0
 

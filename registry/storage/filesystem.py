@@ -62,7 +62,8 @@ class _BufferPool:
             if len(self._free) < self._keep:
                 self._free.append(buf)
                 return
-        buf.close()
+        with contextlib.suppress(BufferError):  # a view still alive: the GC closes it
+            buf.close()
 
 
 _buffers = _BufferPool(DIRECT_BUFFER, _POOL_KEEP)
@@ -116,14 +117,23 @@ class _Job:
                  tap: Tap | None) -> None:
         self.buf, self.start, self.end, self.offset, self.tap = buf, start, end, offset, tap
 
+    def view(self) -> memoryview:
+        return memoryview(self.buf)[self.start:self.end]
+
+
+def _tap_block(job: _Job) -> None:
+    if job.tap is not None:
+        with job.view() as view:
+            job.tap(view)
+
 
 class FilesystemFileWriter:
     """A streaming FileWriter: staged blocks, written with O_DIRECT by a worker thread.
 
     `write` copies the bytes into a page-aligned staging block on the caller's (event loop)
-    thread, so each received buffer is freed at once. A full block (DIRECT_BUFFER) goes to a
-    worker thread that feeds `tap` and writes it, while the next block fills: one thread hop per
-    block, and no GIL held for the hashing or the write. Aligned runs are written with O_DIRECT
+    thread, so each received buffer is freed at once. A full block (DIRECT_BUFFER) goes to two
+    worker threads, one feeding `tap` and one writing it (hashing while the disk works), while
+    the next block fills; no GIL is held for the hashing or the write. Aligned runs are written with O_DIRECT
     (no page-cache copy, no writeback work, and fsync has little left to flush); an unaligned
     head (appending to a file whose size is not a multiple of DIRECT_ALIGN) and the last partial
     block go through the ordinary descriptor. Where O_DIRECT is refused (EINVAL: a file system
@@ -135,7 +145,7 @@ class FilesystemFileWriter:
     """
 
     __slots__ = ("_fd", "_dfd", "_path", "_size", "_offset", "_spare", "_buf", "_start",
-                 "_fill", "_tap", "_job", "_direct")
+                 "_fill", "_tap", "_pending", "_direct")
 
     def __init__(self, fd: int, path: Path, size: int) -> None:
         self._fd = fd
@@ -148,7 +158,8 @@ class FilesystemFileWriter:
         self._start = size % DIRECT_ALIGN  # block position of the first staged byte
         self._fill = self._start  # block position after the last staged byte
         self._tap: Tap | None = None
-        self._job: asyncio.Future[mmap.mmap] | None = None
+        # the block in flight: its buffer and the futures of its tap and its write
+        self._pending: tuple[mmap.mmap, list[asyncio.Future[None]]] | None = None
         self._direct = _O_DIRECT != 0
 
     @property
@@ -197,17 +208,27 @@ class FilesystemFileWriter:
         await self._wait()
         job = self._take_block()
         if job is not None:
-            self._job = asyncio.get_running_loop().run_in_executor(None, self._emit, job)
+            # Tap (hash) and write in two threads at once: a direct write waits for the disk.
+            loop = asyncio.get_running_loop()
+            futures = [loop.run_in_executor(None, self._write_block, job)]
+            if job.tap is not None:
+                futures.append(loop.run_in_executor(None, _tap_block, job))
+            self._pending = (job.buf, futures)
 
     async def _wait(self) -> None:
-        """Wait for the block in flight; its buffer becomes the spare for the next block."""
-        job, self._job = self._job, None
-        if job is not None:
-            buf = await job
-            if self._spare is None:
-                self._spare = buf
-            else:
-                _buffers.give(buf)
+        """Wait for the block in flight; its buffer becomes the spare for the next block.
+        Raises what its tap or write raised (the buffer is reused only once both ended)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        buf, futures = pending
+        await asyncio.wait(futures)
+        if self._spare is None:
+            self._spare = buf
+        else:
+            _buffers.give(buf)
+        for future in futures:
+            future.result()
 
     async def _finish(self, sync: bool) -> None:
         """Write the last block and close (fsync first when `sync`), in one thread hop."""
@@ -234,21 +255,26 @@ class FilesystemFileWriter:
         await self._finish(False)
 
     async def cancel(self) -> None:
-        job, self._job = self._job, None
-        if job is not None:
-            await asyncio.wait({job})
-            if not job.cancelled():
-                job.exception()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.wait(pending[1])
+            for future in pending[1]:
+                if not future.cancelled():
+                    future.exception()
         await _run(self._cancel)
 
     # ------------------------------------------------------------------ worker thread side
 
     def _emit(self, job: _Job) -> mmap.mmap:
-        """Feed the tap, then write buf[start:end] at `offset`: an unaligned head and a short
-        tail buffered, the aligned middle direct. Returns the buffer, free again."""
+        """Feed the tap, then write the block. Returns the buffer, free again."""
+        _tap_block(job)
+        self._write_block(job)
+        return job.buf
+
+    def _write_block(self, job: _Job) -> None:
+        """Write buf[start:end] at `offset`: an unaligned head and a short tail buffered, the
+        aligned middle direct."""
         with memoryview(job.buf) as block:
-            if job.tap is not None:
-                job.tap(block[job.start:job.end])
             pos, offset = job.start, job.offset
             if pos % DIRECT_ALIGN:
                 head_end = min(job.end, pos - pos % DIRECT_ALIGN + DIRECT_ALIGN)
@@ -262,7 +288,6 @@ class FilesystemFileWriter:
                 pos += done
             if pos < job.end:
                 _pwrite_all(self._fd, block[pos:job.end], offset)
-        return job.buf
 
     def _write_direct(self, data: memoryview, offset: int) -> int:
         """O_DIRECT write of aligned `data`; bytes written (fewer only after a fallback)."""

@@ -38,3 +38,17 @@ async def test_a_streaming_body_is_read_in_large_socket_reads() -> None:
 def test_malloc_is_tuned_to_keep_freed_heap_on_glibc() -> None:
     code = "from registry.server.__main__ import tune_malloc; assert tune_malloc()"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_large_blob_pushed_around_the_page_cache_reads_back_intact(reg) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 4099)  # over two staging blocks, unaligned end
+    digest = reg.sha(data)
+    resp = await reg.post("/v2/big/blobs/uploads/", params={"digest": digest}, data=data)
+    assert resp.status == 201
+    for _ in range(2):  # from the disk (written with O_DIRECT), then from the page cache
+        got = await reg.get(f"/v2/big/blobs/{digest}")
+        assert got.status == 200
+        assert await got.read() == data
+    ranged = await reg.get(f"/v2/big/blobs/{digest}", headers={"Range": "bytes=8388600-8388700"})
+    assert ranged.status == 206
+    assert await ranged.read() == data[8388600:8388701]
