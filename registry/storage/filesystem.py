@@ -128,16 +128,16 @@ def _tap_block(job: _Job) -> None:
 
 
 class FilesystemFileWriter:
-    """A streaming FileWriter: staged blocks, written with O_DIRECT by a worker thread.
+    """A streaming FileWriter: staged blocks, written with O_DIRECT by worker threads.
 
     `write` copies the bytes into a page-aligned staging block on the caller's (event loop)
     thread, so each received buffer is freed at once. A full block (DIRECT_BUFFER) goes to two
     worker threads, one feeding `tap` and one writing it (hashing while the disk works), while
-    the next block fills; no GIL is held for the hashing or the write. Aligned runs are written with O_DIRECT
-    (no page-cache copy, no writeback work, and fsync has little left to flush); an unaligned
-    head (appending to a file whose size is not a multiple of DIRECT_ALIGN) and the last partial
-    block go through the ordinary descriptor. Where O_DIRECT is refused (EINVAL: a file system
-    without it) everything is written buffered, with the same result.
+    the next block fills; no GIL is held for the hashing or the write. Aligned runs are written
+    with O_DIRECT (no page-cache copy, no writeback work, and fsync has little left to flush); an
+    unaligned head (appending to a file whose size is not a multiple of DIRECT_ALIGN) and the last
+    partial block go through the ordinary descriptor. Where O_DIRECT is refused (EINVAL: a file
+    system without it) everything is written buffered, with the same result.
 
     `size` counts staged bytes. `tap` sees every byte in order, but later than `write` returns:
     when its block is written (at the latest in close/commit). A failed block write surfaces
@@ -145,7 +145,7 @@ class FilesystemFileWriter:
     """
 
     __slots__ = ("_fd", "_dfd", "_path", "_size", "_offset", "_spare", "_buf", "_start",
-                 "_fill", "_tap", "_pending", "_direct")
+                 "_fill", "_tap", "_pending", "_direct", "_failed")
 
     def __init__(self, fd: int, path: Path, size: int) -> None:
         self._fd = fd
@@ -161,6 +161,7 @@ class FilesystemFileWriter:
         # the block in flight: its buffer and the futures of its tap and its write
         self._pending: tuple[mmap.mmap, list[asyncio.Future[None]]] | None = None
         self._direct = _O_DIRECT != 0
+        self._failed = False  # a block write failed: write nothing more
 
     @property
     def size(self) -> int:
@@ -228,15 +229,25 @@ class FilesystemFileWriter:
         else:
             _buffers.give(buf)
         for future in futures:
+            if not future.cancelled() and future.exception() is not None:
+                self._failed = True
+        for future in futures:
             future.result()
 
     async def _finish(self, sync: bool) -> None:
-        """Write the last block and close (fsync first when `sync`), in one thread hop."""
+        """Write the last block and close (fsync first when `sync`), in one thread hop.
+        After a failed block write nothing more is written (no hole before later bytes):
+        close() just releases, commit() raises."""
         try:
             await self._wait()
         except BaseException:
             await _run(self._release)
             raise
+        if self._failed:
+            await _run(self._release)
+            if sync:
+                raise OSError(errno.EIO, f"an earlier write to {self._path} failed")
+            return
         await _run(self._finish_sync, self._take_block(), sync)
 
     def _finish_sync(self, last: _Job | None, sync: bool) -> None:

@@ -118,6 +118,28 @@ class TestFilesystemStreamingWriter:
         assert (tmp_path / "b").read_bytes() == data
         assert tapped == hashlib.sha256(data).digest()
 
+    async def test_after_a_failed_block_nothing_more_is_written(self, tmp_path: Path) -> None:
+        calls = []
+
+        def tap(view: bytes | memoryview) -> None:
+            calls.append(len(view))
+            if len(calls) == 2:
+                raise ValueError("tap failed")
+
+        driver = FilesystemDriver(tmp_path)
+        w = await driver.writer("f")
+        with pytest.raises(ValueError, match="tap failed"):
+            await w.write(random.Random(2).randbytes(3 * DIRECT_BUFFER + 10), tap=tap)
+        await w.close()  # releases without writing the staged rest: no bytes after a gap
+        size = (tmp_path / "f").stat().st_size
+        assert size % DIRECT_BUFFER == 0 and size <= 2 * DIRECT_BUFFER
+        calls.clear()
+        w = await driver.writer("f", append=True)
+        with pytest.raises(ValueError):
+            await w.write(random.Random(2).randbytes(3 * DIRECT_BUFFER), tap=tap)
+        with pytest.raises(OSError):
+            await w.commit()  # never reports a failed stream as durable
+
     async def test_cancel_with_a_block_in_flight_leaves_no_file(self, tmp_path: Path) -> None:
         driver = FilesystemDriver(tmp_path)
         w = await driver.writer("c")
