@@ -495,7 +495,7 @@ def _arg(b: Builder, raw: RawInstruction, ll: LogicalLine, original: str) -> Ins
 def _copy_parts(
     b: Builder, raw: RawInstruction, ll: LogicalLine, keyword: str
 ) -> tuple[tuple[Flag, ...], tuple[str, ...], str, tuple[Heredoc, ...]]:
-    from .prepass import _parse_heredoc_word
+    from .prepass import parse_heredoc_word
 
     flags = b._flags(keyword, raw.flags, ll)
     args, is_json = _list_args(b, raw, ll)
@@ -507,7 +507,7 @@ def _copy_parts(
             ll, raw.args or raw.keyword,
         )
     dest = args[-1]
-    if "<<" in dest and _parse_heredoc_word(dest) is not None:
+    if "<<" in dest and parse_heredoc_word(dest) is not None:
         raise b.error(
             ArgumentError, f"{keyword} cannot accept a heredoc as a destination", ll, raw.args
         )
@@ -515,7 +515,7 @@ def _copy_parts(
     sources: list[str] = []
     heredocs: list[Heredoc] = []
     for position, src in enumerate(args[:-1]):
-        marker = _parse_heredoc_word(src) if "<<" in src else None
+        marker = parse_heredoc_word(src) if "<<" in src else None
         if marker is None:
             sources.append(src)
             continue

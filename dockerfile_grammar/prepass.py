@@ -95,7 +95,7 @@ def _open_quote(text: str) -> str:
     return quote
 
 
-def _parse_heredoc_word(word: str, strict: bool = False) -> tuple[str, bool, bool, int] | None:
+def parse_heredoc_word(word: str, strict: bool = False) -> tuple[str, bool, bool, int] | None:
     """(name, expand, chomp, fd) when ``word`` is a heredoc marker, else None.
 
     With ``strict``, a delimiter with an unterminated quote raises HeredocProblem (as
@@ -133,7 +133,7 @@ def heredoc_words(text: str) -> list[tuple[int, str, bool, bool, int]]:
     while skip < len(words) and words[skip].startswith("--"):
         skip += 1
     for index, word in enumerate(words):
-        parsed = _parse_heredoc_word(word, strict=True)
+        parsed = parse_heredoc_word(word, strict=True)
         if parsed is not None:
             name, expand, chomp, fd = parsed
             found.append((max(index - skip, 0), name, expand, chomp, fd))

@@ -114,10 +114,7 @@ def _is_private(name: str) -> bool:
 
 # (importing module, imported name) pairs known to break the rule, each waiting for its
 # owner's fix; never add to it.
-KNOWN_PRIVATE_IMPORTS = {
-    # the grammar's heredoc helper: prepass should export it under a public name
-    ("dockerfile_grammar.build", "dockerfile_grammar.prepass._parse_heredoc_word"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _private_imports(module: str, path: Path) -> set[str]:
