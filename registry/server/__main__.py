@@ -187,8 +187,8 @@ async def _prepare(config: RegistryConfig) -> None:
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-MALLOC_MMAP_THRESHOLD = 8 * 1024 * 1024
-MALLOC_TRIM_THRESHOLD = 16 * 1024 * 1024
+MALLOC_MMAP_THRESHOLD = 4 * 1024 * 1024
+MALLOC_TRIM_THRESHOLD = 8 * 1024 * 1024
 
 
 def tune_malloc() -> bool:
