@@ -459,16 +459,10 @@ def save_archive(store: ImageStore, refs: Iterable[str], out: BinaryIO,
 def save_to_path(store: ImageStore, refs: Sequence[str], path: Path, fmt: str,
                  media_types: str | None = None) -> None:
     """Save into `path` atomically (temp file in the same directory, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            save_archive(store, refs, f, fmt, media_types)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    from builder.fsutil import atomic_writer
+
+    with atomic_writer(path, sync_dir=False) as f:
+        save_archive(store, refs, f, fmt, media_types)
 
 
 __all__ = ["Loaded", "apply_change", "import_rootfs", "load_archive", "rfc3339",

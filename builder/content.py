@@ -23,7 +23,6 @@ Constructing, writing and committing block on disk: async callers run them in a 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from builder.errors import DigestMismatch, FailedPrecondition, InvalidArgument, NotFound
+from builder.fsutil import atomic_write, fsync_dir
 from registry.oci import Digest, Digester, mediatypes
 
 CHUNK = 1 << 20
@@ -85,29 +85,6 @@ class ContentStore(Provider, Ingester, Protocol):
     def info(self, digest: Digest) -> BlobInfo: ...
 
     def delete(self, digest: Digest) -> None: ...
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a small file by temp file + fsync + rename + directory fsync."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 class LocalWriter:
@@ -202,7 +179,7 @@ class LocalWriter:
             # Replacing a blob another writer just committed swaps in identical bytes;
             # readers of the old inode are unaffected.
             os.rename(self.dir / "data", target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             self._done = True
             return actual
         except BaseException:

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from builder.content import atomic_write
 from builder.errors import InvalidArgument
+from builder.fsutil import atomic_write
 
 DOCKER_HUB_KEYS = ("docker.io", "https://index.docker.io/v1/", "index.docker.io",
                    "registry-1.docker.io")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, BinaryIO
 
 from builder.content import CHUNK, LocalContentStore
 from builder.errors import InvalidArgument, NotFound
+from builder.fsutil import atomic_writer
 from builder.remotecache.format import ARTIFACT_TYPE, MAX_CONFIG_BYTES
 from registry.oci import Descriptor, Digest, mediatypes
 
@@ -31,15 +31,8 @@ def blob_path(root: Path, digest: Digest) -> Path:
 
 def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_writer(path, sync_dir=False) as f:
+        write(f)
 
 
 def write_layout(dest: Path, content: LocalContentStore, blobs: Iterable[Descriptor],

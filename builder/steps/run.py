@@ -25,7 +25,7 @@ from pathlib import Path
 from builder import cachekey
 from builder.context import BuildContext
 from builder.errors import InvalidArgument, NotFound, StepFailed
-from builder.executor import Executor, ProcessSpec, Sink, resolve_user
+from builder.executor import Executor, ProcessSpec, Sink, process_network, resolve_user
 from builder.imageconfig import DEFAULT_PATH, history_text
 from builder.layers.resolve import resolve_in_root
 from builder.mounts import Mount, temp_mount
@@ -71,12 +71,7 @@ def _heredoc_text(doc: Heredoc) -> str:
 
 
 def _network(run: Run, options: RunOptions) -> str:
-    value = run.network or options.network
-    if value in ("default", "host", ""):
-        return "host"
-    if value == "none":
-        return "none"
-    raise InvalidArgument(f"unsupported network mode {value!r} (default, none, host)")
+    return process_network(run.network or options.network or "default")
 
 
 def _octal(text: str | None, default: int) -> int:
