@@ -12,26 +12,33 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NamedTuple, TextIO
+
+# Every `strata build` imports this module, a no-op rebuild answered by the build memo
+# included: plain classes here, because importing dataclasses alone costs ~10 ms.
 
 
-@dataclass(slots=True)
 class StepView:
-    id: int
-    name: str
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-    status: str = "running"  # running, cached, done, error
-    last_line: str = ""
+    """One step as the views show it (mutated under Progress's lock)."""
+
+    __slots__ = ("ended", "id", "last_line", "name", "started", "status")
+
+    def __init__(self, id: int, name: str) -> None:  # noqa: A002 (the step's number)
+        self.id = id
+        self.name = name
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.status = "running"  # running, cached, done, error
+        self.last_line = ""
 
     @property
     def duration(self) -> float:
         return (self.ended or time.monotonic()) - self.started
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
+    """What a finished build prints last."""
+
     image_id: str
     names: tuple[str, ...]
     size: int
