@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from builder.errors import DigestMismatch, FailedPrecondition, InvalidArgument, NotFound
-from builder.fsutil import atomic_write, fsync_dir
+from builder.fsutil import WRITEBACK_BATCH, atomic_write, fsync_dir, start_writeback
 from registry.oci import Digest, Digester, mediatypes
 
 CHUNK = 1 << 20
@@ -106,6 +106,7 @@ class LocalWriter:
         algorithm = expected.algorithm if expected is not None else "sha256"
         self._digester = Digester(algorithm)
         self._done = False
+        self._synced = 0  # bytes already handed to writeback (start_writeback)
         self._file: BinaryIO | None = None
         if resumable:
             self.dir = store.ingest_dir / safe
@@ -116,6 +117,7 @@ class LocalWriter:
                 self._file.seek(0)
                 while chunk := self._file.read(CHUNK):
                     self._digester.update(chunk)
+                self._synced = self._digester.size
                 if expected_size is not None and self._digester.size > expected_size:
                     self.restart()
             except BaseException:
@@ -143,6 +145,7 @@ class LocalWriter:
         self._file.truncate(0)
         self._file.seek(0)
         self._digester = Digester(self._digester.algorithm)
+        self._synced = 0
 
     def discard(self) -> None:
         """Let `close()` remove the data even of a resumable writer."""
@@ -156,6 +159,11 @@ class LocalWriter:
             raise DigestMismatch(f"{self._expected_size} bytes",
                                  f"more than {self._expected_size} bytes", "size")
         self._file.write(data)
+        if self._digester.size - self._synced >= WRITEBACK_BATCH:
+            # start writing the blob back now: commit's fsync then waits for little
+            self._file.flush()
+            start_writeback(self._file.fileno(), self._synced, self._digester.size - self._synced)
+            self._synced = self._digester.size
         return len(data)
 
     def commit(self, size: int | None = None, digest: Digest | None = None) -> Digest:

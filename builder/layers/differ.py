@@ -2,6 +2,9 @@
 
     tar bytes --> sha256 (diff_id) --> compressor --> sha256 + byte count (digest, size) --> sink
 
+An uncompressed layer is hashed once (its diff_id is its digest), and a sink that digests
+what it receives (the content store's writer) is not hashed a second time here.
+
 Nothing is held in memory beyond a few 1 MiB buffers. The sink is any object with
 `write(bytes)` (a content-store writer, a file); `write_layer` never closes it.
 
@@ -38,15 +41,28 @@ class LayerInfo:
 
 
 class _CountingHasher:
-    __slots__ = ("_sink", "hash", "size")
+    """Counts (and hashes) what reaches the sink. A sink that digests what it is given (the
+    content store's writer: `size` and `digest()`), still empty, is not hashed twice."""
+
+    __slots__ = ("_sink", "hash", "size", "_sink_digests")
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
-        self.hash = hashlib.sha256()
+        self._sink_digests = (callable(getattr(sink, "digest", None))
+                              and getattr(sink, "size", None) == 0)
+        self.hash = None if self._sink_digests else hashlib.sha256()
         self.size = 0
 
+    def digest(self) -> Digest:
+        if self.hash is None:
+            got = self._sink.digest()  # type: ignore[attr-defined]
+            assert isinstance(got, Digest) and got.algorithm == "sha256"
+            return got
+        return Digest("sha256", self.hash.hexdigest())
+
     def write(self, data: bytes) -> None:
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         self.size += len(data)
         written = self._sink.write(data)
         if isinstance(written, int) and 0 <= written < len(data):  # a raw file's short write
@@ -118,10 +134,12 @@ def write_layer(
     media_type = media_type_for(compression)
     counted = _CountingHasher(sink)
     compressor = open_compressor(counted, compression, level)
-    if compression == "none":
-        tee = _TarTee(compressor)
-        write_changes(changes, tee, source_date_epoch=source_date_epoch)
+    if compression == "none":  # the tar is the blob: one digest serves as both
+        write_changes(changes, compressor, source_date_epoch=source_date_epoch)
         compressor.close()
+        digest = counted.digest()
+        return LayerInfo(diff_id=digest, digest=digest, size=counted.size,
+                         media_type=media_type)
     else:
         worker = _CompressorThread(compressor)
         tee = _TarTee(worker)
@@ -131,7 +149,7 @@ def write_layer(
             worker.close()
     return LayerInfo(
         diff_id=Digest("sha256", tee.hash.hexdigest()),
-        digest=Digest("sha256", counted.hash.hexdigest()),
+        digest=counted.digest(),
         size=counted.size,
         media_type=media_type,
     )

@@ -211,3 +211,22 @@ def test_whiteouts_none_extracts_wh_entries_as_plain_files(tmp_path: Path) -> No
     apply_tar(buf, root, whiteouts="none")
     assert (root / "x").read_text() == "keep" and (root / "d" / "old").read_text() == "keep"
     assert (root / ".wh.x").is_file() and (root / "d" / ".wh..wh..opq").is_file()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_a_content_store_writer_gets_the_right_digests_without_a_second_hash(
+        sample: Path, tmp_path: Path, compression: str) -> None:
+    """write_layer takes the blob digest from a sink that digests (the store's writer)."""
+    import gzip
+    import hashlib
+
+    from builder.content import LocalContentStore
+
+    store = LocalContentStore(tmp_path / "store")
+    with store.writer("layer") as w:
+        info = write_tree_layer(sample, w, compression=compression)
+        assert w.commit(info.size, info.digest) == info.digest
+    blob = store.blob_path(info.digest).read_bytes()
+    assert info.digest == Digest("sha256", hashlib.sha256(blob).hexdigest())
+    tar = gzip.decompress(blob) if compression == "gzip" else blob
+    assert info.diff_id == Digest("sha256", hashlib.sha256(tar).hexdigest())
