@@ -46,7 +46,8 @@ from builder.steps import copy as copy_step
 from builder.steps import metadata as meta_step
 from builder.steps import run as run_step
 from builder.steps.workspace import Workspace
-from dockerfile_grammar import DockerfileError, parse, parse_file
+from dockerfile_grammar.cache import parse_file_cached
+from dockerfile_grammar.errors import DockerfileError
 from dockerfile_grammar.instructions import Add, Arg, Copy, Instruction, Run, Workdir
 from dockerfile_grammar.scope import BuildScope, Platform, StageScope, host_platform
 from dockerfile_grammar.scope import platform_args as make_platform_args
@@ -227,7 +228,7 @@ class Builder:
         opts = self.options
         dockerfile = opts.dockerfile or opts.context_dir / "Dockerfile"
         try:
-            df = parse_file(dockerfile) if dockerfile.exists() else None
+            df = parse_file_cached(dockerfile) if dockerfile.exists() else None
         except DockerfileError as exc:
             raise InvalidArgument(str(exc)) from None
         if df is None:
@@ -552,6 +553,10 @@ def finalize_config(config: ImageConfig, epoch: int | None) -> ImageConfig:
 
 
 def _parse_triggers(triggers: list[str]) -> list[Instruction]:
+    if not triggers:
+        return []
+    from dockerfile_grammar.parser import parse  # Lark: only for a base with ONBUILD
+
     out: list[Instruction] = []
     for text in triggers:
         try:

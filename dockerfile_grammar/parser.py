@@ -28,6 +28,7 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedInput
 
 from .build import Builder, FlagWord, RawInstruction, RawOnBuild
+from .cache import private_cache_dir
 from .errors import DockerfileSyntaxError, StageError
 from .instructions import Arg, Dockerfile, From, Instruction, Stage
 from .prepass import prepass
@@ -91,18 +92,11 @@ def _table_cache() -> str | bool:
 
     Building the tables costs 35-70 ms on every `strata` start; Lark stores them with the
     grammar's sha256 and rebuilds on any mismatch. The file is a pickle, so it lives in a
-    0700 directory of our own, never in a shared /tmp. No cache when that is impossible.
+    0700 directory of our own (cache.private_cache_dir), never in a shared /tmp. No cache
+    when that is impossible.
     """
-    if os.environ.get("STRATA_NO_GRAMMAR_CACHE"):
-        return False
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = os.path.join(base, "strata")
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        st = os.stat(directory)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return False
-    except OSError:
+    directory = private_cache_dir()
+    if directory is None:
         return False
     return os.path.join(directory, f"dockerfile-grammar-lark-{lark.__version__}.cache")
 
