@@ -31,6 +31,7 @@ from registry.storage.driver import (
 T = TypeVar("T")
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+_WILLNEED: int | None = getattr(os, "POSIX_FADV_WILLNEED", None)
 _IOV_MAX = 1024
 
 DIRECT_ALIGN = 4096  # file offsets and lengths of O_DIRECT writes (>= any logical block size)
@@ -323,6 +324,11 @@ class FilesystemFileWriter:
         try:
             if sync:
                 os.fsync(self._fd)
+                if self._direct and _WILLNEED is not None:
+                    # Direct writes left nothing in the page cache: start reading the
+                    # committed file back in the background, so that the pulls which
+                    # typically follow a push are served from memory, not from the disk.
+                    os.posix_fadvise(self._fd, 0, 0, _WILLNEED)
         finally:
             self._release()
 
