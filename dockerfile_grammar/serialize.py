@@ -153,7 +153,11 @@ def _plain_word(word: str) -> bool:
 
 
 def _words_or_json(words: list[str]) -> str:
-    if all(_plain_word(w) for w in words) and not words[0].startswith(("[", "--")):
+    """Shell form when it reads back as the same words, else JSON. A last word ending in an
+    escape character (backslash, or backtick under `# escape=`) would turn the end of the
+    line into a continuation, so that one is written as JSON too."""
+    if (all(_plain_word(w) for w in words) and not words[0].startswith(("[", "--"))
+            and not words[-1].endswith(("\\", "`"))):
         return " ".join(words)
     return json.dumps(words, ensure_ascii=False)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dockerfile_grammar import Dockerfile, parse, to_text
@@ -110,6 +110,9 @@ def _last(text: str):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(INSTRUCTIONS)
+@example('ADD ["0", "0", "\\\\"]')  # a destination ending in the escape character
+@example('COPY ["a", "b\\\\"]')
+@example('VOLUME ["/data\\\\"]')
 def test_instruction_text_round_trip(text: str) -> None:
     first = _last(text)
     again = _last(to_text(first))
