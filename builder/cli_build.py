@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from builder.build import BuildResult
+    from builder.buildmemo import InputScan, Invocation, MemoHit
+    from builder.progress import Progress
 
 
 def _pairs(values: list[str] | None, what: str, *, allow_bare: bool = False) -> dict[str, str]:
@@ -148,7 +153,7 @@ def _built(args: argparse.Namespace, image_id: str) -> int:
 
 def _memo_invocation(args: argparse.Namespace, context: Path, dockerfile: Path | None,
                      build_args: dict[str, str], labels: dict[str, str],
-                     secrets: dict[str, Path]) -> Any:
+                     secrets: dict[str, Path]) -> Invocation:
     """The build memo's view of this command line: every option that can change the image
     (not --snapshotter, --isolation or --insecure-registry: a fully cached build, the only
     kind the memo answers, is the same image whatever they are)."""
@@ -162,7 +167,7 @@ def _memo_invocation(args: argparse.Namespace, context: Path, dockerfile: Path |
         "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH")})
 
 
-def _replay(progress: Any, hit: Any) -> None:
+def _replay(progress: Progress, hit: MemoHit) -> None:
     """Show a memoized build as the fully cached build it stands for."""
     import time
 
@@ -175,7 +180,8 @@ def _replay(progress: Any, hit: Any) -> None:
                            time.monotonic() - started))
 
 
-def _remember(root: Path, memo: Any, scan: Any, result: Any, steps: list[str]) -> None:
+def _remember(root: Path, memo: Invocation, scan: InputScan, result: BuildResult,
+              steps: list[str]) -> None:
     """Record the build in the memo when every image it read has a name in the store (a
     base given by ID or digest is not re-checked by name, so such builds are not memoized)."""
     from builder.build import racy_window
