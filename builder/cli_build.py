@@ -240,7 +240,12 @@ def _cmd_builder_prune(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the build and run subcommands to the `strata` parser."""
-    p = sub.add_parser("build", help="build an image from a Dockerfile")
+    p = sub.add_parser(
+        "build", help="build an image from a Dockerfile",
+        description="Build an image from a Dockerfile and a context directory. Every step is "
+        "cached by content; a rebuild whose inputs (Dockerfile, context files, build args, "
+        "base images) are all unchanged is answered from the build memo without running "
+        "anything.")
     p.add_argument("context", metavar="CONTEXT", help="build context directory")
     p.add_argument("-f", "--file", metavar="DOCKERFILE",
                    help="Dockerfile (default: CONTEXT/Dockerfile)")
@@ -253,7 +258,8 @@ def register(sub: Any) -> None:
     p.add_argument("--label", action="append", metavar="K=V", help="add an image label")
     p.add_argument("--platform", metavar="OS/ARCH",
                    help="target platform; only the host's is supported (clear error otherwise)")
-    p.add_argument("--no-cache", action="store_true", help="run every step; ignore the cache")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every step; ignore the step cache and the build memo")
     p.add_argument("--no-cache-filter", action="append", metavar="STAGE",
                    help="ignore the cache for this stage only (repeatable)")
     p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE",
