@@ -209,7 +209,8 @@ def forget_all(root: Path) -> int:
 
 def _walk(top: Path, skip: Any) -> Iterable[tuple[bytes, os.stat_result]]:
     """(relative path, lstat) of the root and every entry below it, in sorted order, never
-    following symlinks. `skip(relpath)` prunes directories .dockerignore fully excludes."""
+    following symlinks. `skip(relpath)` prunes directories .dockerignore excludes whole (the
+    directory and everything below it)."""
     yield b".", os.lstat(top)
     stack = [(os.fsencode(top), b"")]
     while stack:
@@ -220,9 +221,11 @@ def _walk(top: Path, skip: Any) -> Iterable[tuple[bytes, os.stat_result]]:
         for entry in entries:
             st = entry.stat(follow_symlinks=False)
             child = rel + b"/" + entry.name if rel else entry.name
-            yield child, st
-            if stat.S_ISDIR(st.st_mode) and not (skip and skip(os.fsdecode(child))):
+            if stat.S_ISDIR(st.st_mode):
+                if skip and skip(os.fsdecode(child)):
+                    continue  # excluded whole, itself included: not part of the build
                 subdirs.append((entry.path, child))
+            yield child, st
         stack.extend(reversed(subdirs))
 
 

@@ -219,3 +219,16 @@ def test_a_build_that_fetched_a_url_is_never_memoized(strata: Strata, context: C
     built(strata, path)
     built(strata, path)
     assert len(engine_runs) == 2
+
+
+def test_a_change_in_an_ignored_directory_keeps_the_memo(strata: Strata, ctx: Path,
+                                                         engine_runs: list[int]) -> None:
+    (ctx / ".dockerignore").write_text("scratch\n")
+    (ctx / "scratch").mkdir()
+    (ctx / "scratch" / "log.txt").write_text("one\n")
+    settle()
+    first = built(strata, ctx)
+    (ctx / "scratch" / "log.txt").write_text("two, longer\n")  # never reaches the build
+    (ctx / "scratch" / "new.txt").write_text("new\n")
+    assert built(strata, ctx) == first
+    assert len(engine_runs) == 1
