@@ -27,8 +27,6 @@ import zlib
 from types import ModuleType
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
-import zstandard
-
 from builder.errors import InvalidArgument
 from registry.oci import mediatypes
 
@@ -41,6 +39,13 @@ def _optional(name: str) -> ModuleType | None:
         return importlib.import_module(name)
     except ImportError:  # pragma: no cover - depends on the environment
         return None
+
+
+def _zstd() -> ModuleType:
+    """zstandard, imported on first use (most layers are gzip or plain tar)."""
+    import zstandard
+
+    return zstandard
 
 
 _isal_zlib = _optional("isal.isal_zlib")
@@ -146,7 +151,7 @@ def open_compressor(
         if not -7 <= lvl <= 22:
             raise InvalidArgument(f"zstd level must be -7..22, got {lvl}")
         return _StreamWriter(
-            sink, zstandard.ZstdCompressor(level=lvl, write_checksum=True).compressobj()
+            sink, _zstd().ZstdCompressor(level=lvl, write_checksum=True).compressobj()
         )
     return _PlainWriter(sink)
 
@@ -209,7 +214,7 @@ def open_decompressed(stream: BinaryIO) -> BinaryIO:
             return cast(BinaryIO, _isal_igzip.IGzipFile(fileobj=raw, mode="rb"))
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(
+        reader = _zstd().ZstdDecompressor().stream_reader(
             raw, read_across_frames=True, closefd=False
         )
         return io.BufferedReader(reader, 1 << 20)
