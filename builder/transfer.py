@@ -211,7 +211,6 @@ async def _receive(client: RegistryClient, repository: str, desc: Descriptor,
     attempt resumes from it). Raises DigestInvalid for too many bytes or a wrong digest,
     StreamInterrupted when the body ends early."""
     offset = writer.size
-    have = offset
     batch: list[bytes] = []
     batched = 0
     pending: asyncio.Future[None] | None = None
@@ -231,30 +230,16 @@ async def _receive(client: RegistryClient, repository: str, desc: Descriptor,
             batch, batched = [], 0
 
     try:
-        async with client.open_blob(repository, desc.digest, offset) as stream:
-            skip = offset - stream.offset  # the server ignored Range: drop what we hold
-            async for chunk in stream.chunks:
-                if skip:
-                    drop = min(skip, len(chunk))
-                    chunk, skip = chunk[drop:], skip - drop
-                    if not chunk:
-                        continue
-                if have + len(chunk) > desc.size:
-                    raise oci_errors.DigestInvalid(
-                        f"blob {desc.digest}: more than the {desc.size} bytes its "
-                        "descriptor declares")
+        async with client.blob_body(repository, desc, offset) as chunks:
+            async for chunk in chunks:
                 batch.append(chunk)
                 batched += len(chunk)
-                have += len(chunk)
                 on_bytes(len(chunk))
                 if batched >= CHUNK:
                     await flush()
     finally:
         await flush()  # start the last batch...
         await flush()  # ...and wait for it
-    if have < desc.size:
-        raise StreamInterrupted(f"{client.registry}: blob {desc.digest}: got {have} of "
-                                f"{desc.size} bytes", received=have - offset)
     actual = writer.digest()
     if actual != desc.digest:
         raise oci_errors.DigestInvalid(f"blob {desc.digest} from {client.registry}/"

@@ -415,7 +415,7 @@ class RegistryClient:
     async def open_blob(self, repository: str, digest: Digest,
                         offset: int = 0) -> AsyncIterator[BlobStream]:
         """Stream a blob from `offset` (Range). If the server ignores Range the stream starts
-        at 0 (`BlobStream.offset` says which). No verification here; see `fetch_blob`."""
+        at 0 (`BlobStream.offset` says which). No verification here; see `blob_body`."""
         headers = {"Range": f"bytes={offset}-"} if offset > 0 else {}
         async with self._request("GET", api.blob_path(repository, str(digest)),
                                  scope=f"repository:{repository}:pull", headers=headers,
@@ -437,6 +437,36 @@ class RegistryClient:
 
             yield BlobStream(start, chunks())
 
+    @contextlib.asynccontextmanager
+    async def blob_body(self, repository: str, desc: Descriptor,
+                        offset: int = 0) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The bytes of `desc` after the `offset` bytes the caller already holds (Range).
+
+        Bytes sent again by a server that ignored Range are dropped; more than `desc.size`
+        raises DigestInvalid; a body that ends short raises StreamInterrupted after its last
+        chunk. No hashing here: the caller digests what it keeps (see `fetch_blob`)."""
+        async with self.open_blob(repository, desc.digest, offset) as stream:
+            yield self._bounded(stream, desc, offset)
+
+    async def _bounded(self, stream: BlobStream, desc: Descriptor,
+                       offset: int) -> AsyncIterator[bytes]:
+        skip = offset - stream.offset  # the server ignored Range: drop what the caller holds
+        have = offset
+        async for chunk in stream.chunks:
+            if skip:
+                drop = min(skip, len(chunk))
+                chunk, skip = chunk[drop:], skip - drop
+                if not chunk:
+                    continue
+            if have + len(chunk) > desc.size:
+                raise DigestInvalid(f"blob {desc.digest}: more than the {desc.size} bytes "
+                                    "its descriptor declares")
+            have += len(chunk)
+            yield chunk
+        if have < desc.size:
+            raise StreamInterrupted(f"{self.registry}: blob {desc.digest}: got {have} of "
+                                    f"{desc.size} bytes", received=have - offset)
+
     async def fetch_blob(self, repository: str, desc: Descriptor,
                          write: Callable[[bytes], object], *, offset: int = 0,
                          digester: Digester | None = None,
@@ -452,26 +482,12 @@ class RegistryClient:
             if offset:
                 raise ValueError("resuming needs the digester of the bytes already held")
             digester = Digester(desc.digest.algorithm)
-        have = offset
-        async with self.open_blob(repository, desc.digest, offset) as stream:
-            skip = offset - stream.offset  # server ignored Range: drop what we hold
-            async for chunk in stream.chunks:
-                if skip:
-                    drop = min(skip, len(chunk))
-                    chunk, skip = chunk[drop:], skip - drop
-                    if not chunk:
-                        continue
-                if have + len(chunk) > desc.size:
-                    raise DigestInvalid(f"blob {desc.digest}: more than the {desc.size} bytes "
-                                        "its descriptor declares")
+        async with self.blob_body(repository, desc, offset) as chunks:
+            async for chunk in chunks:
                 digester.update(chunk)
                 write(chunk)
-                have += len(chunk)
                 if on_bytes is not None:
                     on_bytes(len(chunk))
-        if have < desc.size:
-            raise StreamInterrupted(f"{self.registry}: blob {desc.digest}: got {have} of "
-                                    f"{desc.size} bytes", received=have - offset)
         actual = digester.digest()
         if actual != desc.digest:
             raise DigestInvalid(f"blob {desc.digest} from {self.registry}/{repository}: "
