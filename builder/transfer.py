@@ -489,15 +489,9 @@ def upload(store: ImageStore, ref: Reference, manifest_desc: Descriptor, data: b
                             progress))
 
 
-def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
-                  options: RemoteOptions | None = None,
-                  progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
-    """Push an image manifest given as bytes (an image, or an OCI artifact such as a build
-    cache manifest) with the blobs it names, all read from `store`; the manifest goes last.
-
-    Blobs the repository has are skipped, blobs known elsewhere on the registry mounted."""
-    options = options or RemoteOptions()
-    view = progress or QuietProgress(sys.stderr)
+def push_target(ref: str, data: bytes, media_type: str) -> tuple[Reference, ImageManifest]:
+    """Where a push of manifest `data` goes, and the image manifest it is. InvalidArgument for
+    a digest reference, a manifest that does not parse, or one that is not an image manifest."""
     parsed = parse_remote(ref)
     if parsed.digest is not None:
         raise InvalidArgument(f"cannot push to a digest reference: {ref}")
@@ -507,7 +501,21 @@ def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
     except RegistryError as exc:
         raise InvalidArgument(f"{ref}: {exc}") from None
     if not isinstance(manifest, ImageManifest):
-        raise InvalidArgument(f"{ref}: only image manifests can be pushed this way")
+        raise InvalidArgument(f"{ref}: only image manifests can be pushed")
+    return parsed, manifest
+
+
+def push_manifest(store: ImageStore, ref: str, data: bytes, media_type: str, *,
+                  options: RemoteOptions | None = None,
+                  progress: TransferProgress | None = None) -> tuple[Digest, PushStats]:
+    """Push an image manifest given as bytes (an image, or an OCI artifact such as a build
+    cache manifest) with the blobs it names, all read from `store`; the manifest goes last.
+
+    Blobs the repository has are skipped, blobs known elsewhere on the registry mounted."""
+    options = options or RemoteOptions()
+    view = progress or QuietProgress(sys.stderr)
+    parsed, manifest = push_target(ref, data, media_type)
+    assert parsed.registry is not None
     manifest_desc = Descriptor(manifest.media_type, Digest.from_bytes(data), len(data))
     with store.gc_guard():
         for blob in (manifest.config, *manifest.layers):

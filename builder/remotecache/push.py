@@ -12,19 +12,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 
-from builder.errors import InvalidArgument
 from builder.images import ImageStore
 from builder.transfer import (
     PushStats,
     RemoteOptions,
     known_sources,
-    parse_remote,
+    push_target,
     record_sources,
     run_client,
     upload,
 )
 from builder.transfer_progress import QuietProgress, TransferProgress
-from registry.oci import Descriptor, Digest, ImageManifest, RegistryError, parse_manifest
+from registry.oci import Descriptor, Digest
 from registry.oci import errors as oci_errors
 
 _MOUNT_REFUSED = (oci_errors.Unauthorized, oci_errors.Denied, oci_errors.BlobUnknown,
@@ -39,17 +38,9 @@ def push_lazy(store: ImageStore, ref: str, data: bytes, media_type: str,
     but are not in the store. Returns the manifest digest and per-blob statistics."""
     options = options or RemoteOptions()
     view = progress or QuietProgress(sys.stderr)
-    parsed = parse_remote(ref)
-    if parsed.digest is not None:
-        raise InvalidArgument(f"cannot push to a digest reference: {ref}")
+    parsed, manifest = push_target(ref, data, media_type)
     assert parsed.registry is not None
     registry = parsed.registry
-    try:
-        manifest = parse_manifest(data, media_type)
-    except RegistryError as exc:
-        raise InvalidArgument(f"{ref}: {exc}") from None
-    if not isinstance(manifest, ImageManifest):
-        raise InvalidArgument(f"{ref}: only image manifests can be pushed")
     with store.gc_guard():
         sources = known_sources(store, registry)
         missing = [b for b in manifest.blobs() if not store.content.exists(b.digest)]
