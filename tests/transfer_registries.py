@@ -25,10 +25,14 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
+
+if TYPE_CHECKING:
+    from builder.images import ImageStore
+    from registry.oci import Descriptor
 from aiohttp import web
 from tooling import free_port
 
@@ -332,3 +336,19 @@ async def running_gate(upstream: str) -> AsyncIterator[TokenGate]:
     app.router.add_route("*", "/v2/{tail:.*}", gate.gate)
     async with serving(app, gate.port):
         yield gate
+
+
+def store_artifact(store: ImageStore, payload: bytes) -> tuple[bytes, Descriptor, Descriptor]:
+    """Write a one-layer OCI artifact (empty config, `payload` as its layer) into `store`'s
+    content; returns (manifest bytes, config descriptor, layer descriptor)."""
+    from builder.content import write_bytes
+    from registry.oci import Descriptor, canonical_bytes, mediatypes
+
+    empty = write_bytes(store.content, mediatypes.EMPTY_JSON)
+    blob = write_bytes(store.content, payload)
+    config = Descriptor(mediatypes.OCI_EMPTY, empty.digest, empty.size)
+    layer = Descriptor("application/vnd.example.cache.layer", blob.digest, blob.size)
+    data = canonical_bytes({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                            "artifactType": "application/vnd.example.cache.v1",
+                            "config": config.to_json(), "layers": [layer.to_json()]})
+    return data, config, layer

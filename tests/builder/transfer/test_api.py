@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from transfer_registries import RunningRegistry, strata
+from transfer_registries import RunningRegistry, store_artifact, strata
 
-from builder.content import write_bytes
 from builder.images import ImageStore
 from builder.transfer import fetch_blobs, pull, pull_image, push_manifest
-from registry.oci import Descriptor, canonical_bytes, mediatypes
+from registry.oci import mediatypes
 
 
 def test_pull_reports_the_bytes_it_downloaded(tmp_path: Path, busybox_rootfs_tar: Path,
@@ -33,15 +32,9 @@ def test_artifact_push_then_lazy_fetch_of_its_blobs(tmp_path: Path,
     ref = f"{strata_registry.host}/api/cache:main"
     payload = os.urandom(400_000)
     with ImageStore(tmp_path / "a") as store:
-        empty = write_bytes(store.content, mediatypes.EMPTY_JSON)
-        blob = write_bytes(store.content, payload)
-        config = Descriptor(mediatypes.OCI_EMPTY, empty.digest, empty.size)
-        layer = Descriptor("application/vnd.example.cache.layer", blob.digest, blob.size)
-        data = canonical_bytes({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
-                                "artifactType": "application/vnd.example.cache.v1",
-                                "config": config.to_json(), "layers": [layer.to_json()]})
+        data, config, layer = store_artifact(store, payload)
         digest, stats = push_manifest(store, ref, data, mediatypes.OCI_MANIFEST)
-        assert sorted(map(str, stats.uploaded)) == sorted([str(empty.digest), str(blob.digest)])
+        assert sorted(map(str, stats.uploaded)) == sorted([str(config.digest), str(layer.digest)])
         _, again = push_manifest(store, ref, data, mediatypes.OCI_MANIFEST)
         assert again.uploaded == [] and len(again.existing) == 2
     with ImageStore(tmp_path / "b") as fresh:

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 
 from blockbuster import blockbuster_ctx
-from transfer_registries import RunningRegistry, strata
+from transfer_registries import RunningRegistry, store_artifact, strata
 
-from builder.content import write_bytes
 from builder.images import ImageStore
 from builder.transfer import fetch_blobs, pull, push_manifest
-from registry.oci import Descriptor, canonical_bytes, mediatypes
+from registry.oci import mediatypes
 
 
 def test_push_and_fetch_never_block_the_event_loop(tmp_path: Path,
@@ -20,13 +19,7 @@ def test_push_and_fetch_never_block_the_event_loop(tmp_path: Path,
     ref = f"{strata_registry.host}/loop/cache:main"
     payload = os.urandom(3 * (1 << 20) + 12345)  # several read/write batches
     with ImageStore(tmp_path / "a") as store:
-        empty = write_bytes(store.content, mediatypes.EMPTY_JSON)
-        blob = write_bytes(store.content, payload)
-        config = Descriptor(mediatypes.OCI_EMPTY, empty.digest, empty.size)
-        layer = Descriptor("application/vnd.example.cache.layer", blob.digest, blob.size)
-        data = canonical_bytes({"schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
-                                "artifactType": "application/vnd.example.cache.v1",
-                                "config": config.to_json(), "layers": [layer.to_json()]})
+        data, config, layer = store_artifact(store, payload)
         with blockbuster_ctx(scanned_modules=["builder"]):
             push_manifest(store, ref, data, mediatypes.OCI_MANIFEST)
     with ImageStore(tmp_path / "b") as fresh:
