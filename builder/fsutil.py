@@ -9,6 +9,7 @@ registry never imports builder).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,8 @@ from typing import BinaryIO
 WRITEBACK_BATCH = 8 << 20
 
 
-def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int], None] | None:
     """Linux sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE) through ctypes (the os
     module has no binding): start writing a range back to disk without waiting for it."""
     try:
@@ -38,18 +40,13 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
     return start
 
 
-_sync_file_range: Callable[[int, int, int], None] | None | bool = False
-
-
 def start_writeback(fd: int, offset: int, nbytes: int) -> None:
     """Ask the kernel to start writing `nbytes` at `offset` of `fd` to disk now, so that a
     large file's final fsync finds most of it written: the disk works while the writer is
     still producing bytes instead of after it. A no-op where unsupported."""
-    global _sync_file_range
-    if _sync_file_range is False:
-        _sync_file_range = _load_sync_file_range()
-    if _sync_file_range is not None and not isinstance(_sync_file_range, bool):
-        _sync_file_range(fd, offset, nbytes)
+    start = _sync_file_range()
+    if start is not None:
+        start(fd, offset, nbytes)
 
 
 def fsync_dir(path: Path) -> None:
