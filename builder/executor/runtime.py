@@ -221,26 +221,24 @@ def probe_runtime(runtime: str, state_dir: Path | None = None) -> str | None:
         return None
     if runtime in _broken:
         return _broken[runtime]
-    if state_dir is not None:
-        try:
-            st = os.stat(runtime)
-        except OSError:
-            st = None
-        if st is not None:
-            key = f"runtime:{runtime}:{st.st_size}:{st.st_mtime_ns}"
-            failure = remembered(Path(state_dir) / "probes.json", key,
-                                 lambda: _probe(runtime, state_dir))
-            if failure is None:
-                _probe_ok.add(runtime)
-            else:
-                _broken[runtime] = failure
-            return failure
-    failure = _probe(runtime, state_dir)
+    failure = _probe_remembered(runtime, state_dir)
     if failure is None:
         _probe_ok.add(runtime)
     else:
         _broken[runtime] = failure
     return failure
+
+
+def _probe_remembered(runtime: str, state_dir: Path | None) -> str | None:
+    """`_probe`, answered from `<state_dir>/probes.json` when this boot already ran it."""
+    try:
+        st = os.stat(runtime)
+    except OSError:
+        st = None
+    if state_dir is None or st is None:
+        return _probe(runtime, state_dir)
+    key = f"runtime:{runtime}:{st.st_size}:{st.st_mtime_ns}"
+    return remembered(Path(state_dir) / "probes.json", key, lambda: _probe(runtime, state_dir))
 
 
 def _probe(runtime: str, state_dir: Path | None) -> str | None:
