@@ -186,13 +186,12 @@ def _remember(root: Path, memo: Invocation, scan: InputScan, result: BuildResult
     base given by ID or digest is not re-checked by name, so such builds are not memoized)."""
     from builder.build import racy_window
     from builder.buildmemo import record
-    from builder.images import normalize_name
+    from builder.images import names_an_id, normalize_name
 
     try:
         bases = []
         for ref, digest in result.bases:
-            if ref.startswith("sha256:") or (4 <= len(ref) <= 64 and all(
-                    c in "0123456789abcdef" for c in ref)):
+            if names_an_id(ref):
                 return
             bases.append((normalize_name(ref), digest))
         tags = [normalize_name(t) for t in memo.tags]

@@ -69,6 +69,14 @@ def normalize_name(text: str) -> str:
     return str(ref)
 
 
+def names_an_id(text: str) -> bool:
+    """Does `resolve` read `text` as a digest or an image-ID prefix (>= 4 hex) rather than
+    as a name?"""
+    hexpart = text.removeprefix("sha256:")
+    return text.startswith("sha256:") or (
+        4 <= len(hexpart) <= 64 and all(c in "0123456789abcdef" for c in hexpart))
+
+
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 _OCI_TO_DOCKER = {
     mediatypes.OCI_MANIFEST: mediatypes.DOCKER_MANIFEST,
@@ -279,8 +287,7 @@ class ImageStore:
         text = text.strip()
         candidates: list[ImageRow] = []
         hexpart = text.removeprefix("sha256:")
-        if text.startswith("sha256:") or (4 <= len(hexpart) <= 64 and all(
-                c in "0123456789abcdef" for c in hexpart)):
+        if names_an_id(text):
             candidates = self.db.images_by_config_prefix("sha256:" + hexpart)
             ids = {r.config_digest for r in candidates}
             if len(ids) > 1 and len({r.manifest_digest for r in candidates}) > 1:
