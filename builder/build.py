@@ -41,7 +41,7 @@ from builder.images import Image, ImageStore, normalize_name
 from builder.planner import BuildPlan, StagePlan, plan
 from builder.progress import Progress, Summary
 from builder.snapshots import open_snapshotter
-from builder.steps import State
+from builder.steps import Layer, State
 from builder.steps import copy as copy_step
 from builder.steps import metadata as meta_step
 from builder.steps import run as run_step
@@ -266,6 +266,7 @@ class Builder:
                         for i, fut in futures.items():
                             self.finals[i] = fut.result()
             final = self.finals[self.plan.target]
+            self.ws.drain()
             image = self._write_image(final)
         bases = tuple((ref, str(base.image.manifest.digest))
                       for ref, base in self.images.items())
@@ -423,8 +424,9 @@ class Builder:
 
         if isinstance(instr, Workdir):
             key, cfg = meta_step.workdir_key(instr, state)
-            return self._cached_or(info(key), state, no_cache, lambda: meta_step.workdir_execute(
-                instr, state, key, cfg, ws=self.ws))
+            return self._cached_or(info(key), label, state, no_cache,
+                                   lambda: meta_step.workdir_execute(instr, state, key, cfg,
+                                                                     ws=self.ws))
         if isinstance(instr, Run):
             env = dict(scoped.env)
             key = run_step.run_key(instr, state, env, self.run_options, self.context,
@@ -435,7 +437,7 @@ class Builder:
                     self.progress.output(step, data)
                     return len(data)
 
-            return self._cached_or(info(key), state, no_cache, lambda: run_step.execute(
+            return self._cached_or(info(key), label, state, no_cache, lambda: run_step.execute(
                 instr, state, key, env, scoped.arg_names, ws=self.ws,
                 executor=self._get_executor(), options=self.run_options,
                 context=self.context, from_states=from_states, output=_Out(), step=label))
@@ -445,7 +447,7 @@ class Builder:
                 self._fetched_urls = True
             cplan = copy_step.plan_copy(instr, state, self.context, from_states)
             try:
-                return self._cached_or(info(cplan.key), state, no_cache,
+                return self._cached_or(info(cplan.key), label, state, no_cache,
                                        lambda: self._copy(cplan, state, label, no_cache))
             finally:
                 cplan.cleanup()
@@ -466,7 +468,7 @@ class Builder:
             self.cache.put(layer_key, CacheRecord(CachedLayer(top.descriptor, top.diff_id), {}))
         return new
 
-    def _cached_or(self, info: StepInfo, state: State, no_cache: bool,
+    def _cached_or(self, info: StepInfo, label: str, state: State, no_cache: bool,
                    run: Callable[[], State]) -> tuple[State, bool]:
         if not no_cache:
             rec = self.step_cache.lookup(info)
@@ -479,12 +481,21 @@ class Builder:
         self.step_cache.prepare(info)
         new = run()
         new = replace(new, config=_stamp_last(new.config, self.options.source_date_epoch))
-        layer = None
-        if len(new.layers) > len(state.layers):
-            top = new.layers[-1]
-            layer = CachedLayer(top.descriptor, top.diff_id)
-        self.step_cache.record(info, CacheRecord(layer, new.config.config.to_json(),
-                                                 new.config.cmd_set))
+        added = new.top if len(new.layers) > len(state.layers) else None
+
+        def record() -> None:  # in the writer thread, once the step's blob is written
+            try:
+                layer = None if added is None else added.result()
+            except StrataError as exc:
+                raise _located(exc, label) from None
+            except Exception as exc:
+                raise StepFailed(f"{label}: writing its layer: {type(exc).__name__}: {exc}"
+                                 ) from exc
+            cached = None if layer is None else CachedLayer(layer.descriptor, layer.diff_id)
+            self.step_cache.record(info, CacheRecord(cached, new.image_config().to_json(),
+                                                     new.config.cmd_set))
+
+        self.ws.after(record)
         return new, False
 
     def _get_executor(self) -> Executor:
@@ -506,7 +517,8 @@ class Builder:
             stages.append(sp.base.stage)
             sp = self.plan.stages[sp.base.stage]
         return self.image_writer.write_image(self.store, FinalImage(
-            finalize_config(cfg.config, self.options.source_date_epoch),
+            finalize_config(replace(final, config=cfg).image_config(),
+                            self.options.source_date_epoch),
             tuple(layer.descriptor for layer in final.layers), tuple(self.options.tags),
             tuple(stages)))
 
@@ -578,7 +590,8 @@ def _step_info(key: str, sp: StagePlan, instr: Instruction, state: State,
         names.extend(str(m.from_).lower() for m in instr.mounts if getattr(m, "from_", None))
         mounts = tuple(m.id or m.target or "" for m in instr.mounts if m.type == "cache")
     reads = [from_states[n] for n in names if n in from_states]
-    blobs = tuple(layer.descriptor for source in (state, *reads) for layer in source.layers)
+    blobs = tuple(layer.descriptor for source in (state, *reads) for layer in source.layers
+                  if isinstance(layer, Layer))  # a pending layer is being written here
     return StepInfo(key, state.key, sp.index, sp.label, blobs, mounts)
 
 

@@ -91,7 +91,8 @@ class StepInfo:
     stage_label: str  # the stage's name (or index) as progress shows it
     blobs: tuple[Descriptor, ...] = ()
     """Layer blobs a run of this step may unpack: its own chain, then those of the stages and
-    images it reads (COPY --from, RUN --mount from=)."""
+    images it reads (COPY --from, RUN --mount from=). Layers this build is still writing are
+    left out: their snapshots are here already."""
     cache_mounts: tuple[str, ...] = ()  # ids of its RUN --mount=type=cache mounts
 
 
@@ -100,7 +101,8 @@ class StepCache(Protocol):
 
     Per step: `lookup` (skipped under --no-cache); a hit is used as is. On a miss, `prepare`
     runs just before the step (make local whatever it will read), then the step runs and
-    `record` stores its result. Called from several stage threads at once.
+    `record` stores its result once its layer blob is written: from the workspace's writer
+    thread, possibly while later steps run. Called from several threads at once.
     """
 
     def lookup(self, step: StepInfo) -> CacheRecord | None: ...

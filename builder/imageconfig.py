@@ -116,10 +116,6 @@ class ConfigState:
         return replace(self, config=replace(self.config,
                                             history=self.config.history + (entry,)))
 
-    def with_layer(self, diff_id: str) -> ConfigState:
-        return replace(self, config=replace(self.config,
-                                            diff_ids=self.config.diff_ids + (diff_id,)))
-
     def set_env(self, pairs: Sequence[tuple[str, str]]) -> ConfigState:
         env = list(self.values.get("Env") or ())
         for key, value in pairs:

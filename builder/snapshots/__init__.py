@@ -84,6 +84,14 @@ class Snapshotter(Protocol):
         """Turn ACTIVE `key` into COMMITTED `name`; `key` no longer exists afterwards."""
         ...
 
+    def rename(self, old: str, new: str) -> bool:
+        """Give COMMITTED `old` the name `new`; its children follow. When `new` exists
+        already (the same layer, committed before) only the committed children move to `new`
+        and False is returned: an active child stays on `old` until it is committed (a tree
+        with the same layer may differ in times, and its changes are taken against the tree
+        it was made from); `old` is removed once it is childless and nothing mounts it."""
+        ...
+
     def remove(self, key: str) -> None:
         """Delete a snapshot of any kind; refused while it is another snapshot's parent."""
         ...

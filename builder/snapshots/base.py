@@ -126,6 +126,20 @@ class BaseSnapshotter:
                 rec.labels.update(labels)
             state.snapshots[name] = rec
 
+    def rename(self, old: str, new: str) -> bool:
+        with self._meta.write() as state:
+            rec = state.committed(old)
+            kept = new not in state.snapshots
+            if not kept:
+                state.committed(new)
+            for child in state.children(old):
+                if kept or state.snapshots[child].kind is Kind.COMMITTED:
+                    state.snapshots[child].parent = new
+            if kept:
+                del state.snapshots[old]
+                state.snapshots[new] = rec
+        return kept
+
     def _on_commit(self, rec: Record) -> None:
         """Mechanism-specific work when a snapshot becomes immutable."""
         self._make_link(rec)

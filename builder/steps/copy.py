@@ -343,22 +343,23 @@ def execute(plan: CopyPlan, state: State, *, ws: Workspace, context: BuildContex
                 target = plan.dest + _url_name(url) if plan.dest.endswith("/") else plan.dest
                 w.write_file(target, path, 0o600, mtime)
             w.finish_dirs()
-        written = ws.commit(active, None if instr.link else state.chain_id, keep_empty=True)
+        layer = ws.commit(active, None if instr.link else state.top, keep_empty=True)
     plan.cleanup()
     history = created_by(instr)
     cfg = state.config
-    if written is None:
+    if layer is None:
         return state.advance(plan.key, cfg.with_history(history, empty_layer=True))
-    desc, diff_id = written
-    return state.advance(plan.key,
-                         cfg.with_history(history, empty_layer=False).with_layer(diff_id),
-                         state.with_layer(desc, diff_id))
+    if instr.link:  # a layer of its own: the image's chain needs its blob's diff_id now
+        linked = layer.result()
+        return with_linked_layer(plan, state, linked.descriptor, linked.diff_id)
+    return state.advance(plan.key, cfg.with_history(history, empty_layer=False),
+                         (*state.layers, layer))
 
 
 def with_linked_layer(plan: CopyPlan, state: State, layer: Descriptor, diff_id: str) -> State:
     """The state after a --link COPY whose layer was built before (on any base)."""
     cfg = state.config.with_history(created_by(plan.instr), empty_layer=False)
-    return state.advance(plan.key, cfg.with_layer(diff_id), state.with_layer(layer, diff_id))
+    return state.advance(plan.key, cfg, state.with_layer(layer, diff_id))
 
 
 def created_by(instr: Copy | Add) -> str:

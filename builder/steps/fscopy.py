@@ -22,10 +22,11 @@ from builder.layers.resolve import resolve_in_root
 
 
 def _copy_fd(in_fd: int, out_fd: int) -> None:
-    """Copy all bytes between two fds in the kernel (copy_file_range), or by a read loop where
-    the filesystem pair does not support it."""
+    """Copy all bytes between two fds in the kernel (sendfile), or by a read loop where the
+    kernel refuses. Not copy_file_range: an overlay upper dir, where COPY writes, refuses it
+    (EXDEV) for a source on any other filesystem, and the failed try costs more than a copy."""
     try:
-        while os.copy_file_range(in_fd, out_fd, 1 << 30) > 0:
+        while os.sendfile(out_fd, in_fd, None, 1 << 30) > 0:
             pass
     except OSError:
         os.lseek(in_fd, 0, os.SEEK_SET)

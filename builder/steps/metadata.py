@@ -251,9 +251,8 @@ def workdir_execute(instr: Workdir, state: State, key: str, cfg: ConfigState, *,
                 host = w.mkdirs(path)
                 if owner is not None:
                     os.lchown(host, *owner)
-        written = ws.commit(active, state.chain_id)
-    if written is None:
+        layer = ws.commit(active, state.top)
+    if layer is None:
         return state.advance(key, cfg.with_history(history, empty_layer=True))
-    desc, diff_id = written
-    return state.advance(key, cfg.with_history(history, empty_layer=False).with_layer(diff_id),
-                         state.with_layer(desc, diff_id))
+    return state.advance(key, cfg.with_history(history, empty_layer=False),
+                         (*state.layers, layer))

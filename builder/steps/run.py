@@ -385,10 +385,9 @@ def execute(run: Run, state: State, key: str, env: Mapping[str, str],
             raise StepFailed(
                 f"{step}: RUN {shown!s} failed with exit code {status.code}"
                 + (f"\n--- last output ---\n{tail.text()}" if tail.text() else ""))
-        written = ws.commit(active, state.chain_id)
+        layer = ws.commit(active, state.top)
     history = created_by(run, state, env, arg_names)
-    if written is None:
+    if layer is None:
         return state.advance(key, cfg.with_history(history, empty_layer=True))
-    desc, diff_id = written
-    return state.advance(key, cfg.with_history(history, empty_layer=False).with_layer(diff_id),
-                         state.with_layer(desc, diff_id))
+    return state.advance(key, cfg.with_history(history, empty_layer=False),
+                         (*state.layers, layer))

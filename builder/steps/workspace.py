@@ -3,7 +3,13 @@
 Committed snapshots are named by OCI chain ID (DESIGN 5.2), so a base layer the image store
 unpacked and a layer a build wrote share one snapshot. A cache hit never comes here: only a
 step that misses calls `ensure` (materialize the parent chain) and `active` (a writable
-snapshot on top of it), then `commit` (changes -> layer blob -> committed snapshot).
+snapshot on top of it), then `commit` (changes -> committed snapshot -> layer blob).
+
+`commit` returns as soon as the snapshot is committed (under a provisional name): the blob
+(tar, digest, compression, fsync) is written by one writer thread, in commit order, while the
+next steps run on the snapshot. When the blob is done the snapshot is renamed to its chain ID.
+`after` queues work behind the blobs (cache records need their digests); `drain` waits for
+all of it and raises what failed.
 
 `ensure` finds the highest layer whose snapshot exists and imports the rest: base image layers
 through ImageStore.unpack (unpacked once per chain ID, shared by every build), built layers by
@@ -20,18 +26,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.cache import BuildCache
-from builder.errors import AlreadyExists, NotFound
+from builder.errors import AlreadyExists, FailedPrecondition, NotFound
 from builder.images import ImageStore, ThreadStores
 from builder.layers.applier import apply_layer
 from builder.layers.changes import Change
 from builder.layers.differ import write_layer
 from builder.mounts import Mount
 from builder.snapshots import Kind, Snapshotter
-from builder.steps import Layer, next_chain_id
+from builder.steps import Layer, LayerRef, PendingLayer, next_chain_id
 from registry.oci import Descriptor, Digest
 
 
@@ -61,6 +68,11 @@ class Workspace:
         self.adaptive = adaptive  # store incompressible layers as plain tar
         self._lock = threading.RLock()
         self._stores = ThreadStores(self.store_root)
+        self._writer: ThreadPoolExecutor | None = None
+        self._jobs: list[Future[object]] = []
+        self._pending: list[PendingLayer] = []
+        self._provisional: list[str] = []  # snapshots not (yet) renamed to a chain ID
+        self._merged: dict[str, str] = {}  # provisional -> the same layer's older snapshot
 
     @property
     def snapshotter(self) -> Snapshotter:
@@ -76,7 +88,40 @@ class Workspace:
         return self._stores.get()
 
     def close(self) -> None:
+        """Wait for the writer (without raising), remove the snapshots of blobs that failed,
+        fold duplicates into the snapshot of the same layer, and close the store handles."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+        for name in reversed(self._provisional):  # children were committed after parents
+            with contextlib.suppress(NotFound, FailedPrecondition):
+                self.snapshotter.remove(name)
+        for name, chain in self._merged.items():  # every child is committed by now
+            with contextlib.suppress(NotFound, FailedPrecondition):
+                self.snapshotter.rename(name, chain)
+                self.snapshotter.remove(name)
+        self._provisional.clear()
+        self._merged.clear()
         self._stores.close()
+
+    # ------------------------------------------------------------------ the writer
+
+    def after(self, work: Callable[[], object]) -> None:
+        """Run `work` in the writer thread once every blob committed so far is written."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1,
+                                                  thread_name_prefix="layer-writer")
+            self._jobs.append(self._writer.submit(work))
+
+    def drain(self) -> None:
+        """Wait for every blob and queued work; raise the first failure (queued work first:
+        it knows which step a failed blob belongs to)."""
+        with self._lock:
+            jobs, pending = list(self._jobs), list(self._pending)
+        for job in jobs:
+            job.result()
+        for layer in pending:
+            layer.result()
 
     # ------------------------------------------------------------------ snapshots
 
@@ -93,28 +138,30 @@ class Workspace:
                 return info.kind is Kind.COMMITTED
             time.sleep(0.05)
 
-    def ensure(self, layers: Sequence[Layer], base_image: str | None = None) -> str | None:
-        """Make sure a committed snapshot exists for the top of `layers`; return its name."""
+    def ensure(self, layers: Sequence[LayerRef], base_image: str | None = None) -> str | None:
+        """Make sure a committed snapshot exists for the top of `layers`; return its name.
+        (A pending layer's snapshot always exists: only resolved layers are imported.)"""
         if not layers:
             return None
         with self._lock:
             top = len(layers)
-            while top > 0 and not self._exists(layers[top - 1].chain_id):
+            while top > 0 and not self._exists(layers[top - 1].snapshot):
                 top -= 1
             if top == len(layers):
-                return layers[-1].chain_id
+                return layers[-1].snapshot
             unpacked = self._unpack_base(base_image)
             for i in range(top, len(layers)):
                 layer = layers[i]
-                parent = layers[i - 1].chain_id if i else None
+                assert isinstance(layer, Layer), "a pending layer's snapshot went missing"
+                parent = layers[i - 1].snapshot if i else None
                 path = unpacked.get(layer.chain_id)
                 if path is not None:
                     self.cache.lease("snapshot:" + layer.chain_id, [layer.chain_id])
                     self._import(layer.chain_id, parent, path, move=False)
                 else:
-                    self._import_blob(layer, parent, [layers[j].chain_id for j in
+                    self._import_blob(layer, parent, [layers[j].snapshot for j in
                                                       range(i - 1, -1, -1)])
-            return layers[-1].chain_id
+            return layers[-1].snapshot
 
     def _unpack_base(self, manifest_digest: str | None) -> dict[str, Path]:
         if manifest_digest is None:
@@ -147,12 +194,12 @@ class Workspace:
             shutil.rmtree(tmp, ignore_errors=True)
 
     @contextlib.contextmanager
-    def active(self, layers: Sequence[Layer], base_image: str | None = None,
+    def active(self, layers: Sequence[LayerRef], base_image: str | None = None,
                label: str = "step") -> Iterator[Active]:
         """A writable snapshot on top of `layers`; removed on error unless committed."""
-        parent = self.ensure(layers, base_image)
         key = f"{label}-{uuid.uuid4().hex[:16]}"
-        mounts = self.snapshotter.prepare(key, parent)
+        with self._lock:  # the parent's name holds until prepare (the writer renames)
+            mounts = self.snapshotter.prepare(key, self.ensure(layers, base_image))
         try:
             yield Active(key, mounts)
         finally:
@@ -160,44 +207,66 @@ class Workspace:
                 self.snapshotter.remove(key)
 
     @contextlib.contextmanager
-    def view(self, layers: Sequence[Layer], base_image: str | None = None) -> Iterator[
+    def view(self, layers: Sequence[LayerRef], base_image: str | None = None) -> Iterator[
             list[Mount] | None]:
         """Read-only mounts of the top of `layers` (None for an empty filesystem)."""
-        parent = self.ensure(layers, base_image)
-        if parent is None:
+        key = f"view-{uuid.uuid4().hex[:16]}"
+        with self._lock:
+            parent = self.ensure(layers, base_image)
+            mounts = None if parent is None else self.snapshotter.view(key, parent)
+        if mounts is None:
             yield None
             return
-        key = f"view-{uuid.uuid4().hex[:16]}"
-        mounts = self.snapshotter.view(key, parent)
         try:
             yield mounts
         finally:
             with contextlib.suppress(NotFound):
                 self.snapshotter.remove(key)
 
-    def commit(self, active: Active, parent_chain: str | None, *,
-               keep_empty: bool = False) -> tuple[Descriptor, str] | None:
-        """Write the changes of `active` as a layer blob and commit the snapshot under its
-        chain ID. Returns (descriptor, diff_id), or None when nothing changed (unless
-        `keep_empty`: docker commits an empty layer for a COPY that copied nothing)."""
+    def commit(self, active: Active, parent: LayerRef | None, *,
+               keep_empty: bool = False) -> PendingLayer | None:
+        """Commit the changes of `active` on top of layer `parent` (None: a layer of its own,
+        as COPY --link makes). The snapshot is committed at once; the layer blob is written
+        in the writer thread (see the module docstring). Returns None when nothing changed
+        (unless `keep_empty`: docker commits an empty layer for a COPY that copied nothing)."""
         changes = list(self.snapshotter.changes(active.key))
         if not changes and not keep_empty:
             return None
-        content = self.store().content
-        compression = self.compression
-        if compression == "gzip" and self.adaptive and incompressible(changes):
-            compression = "none"
-        with content.writer("layer") as w:
-            info = write_layer(changes, w, compression=compression, level=self.level,
-                               source_date_epoch=self.epoch)
-            w.commit(info.size, info.digest)
-        chain = next_chain_id(parent_chain, str(info.diff_id))
+        pending = PendingLayer(f"pending-{uuid.uuid4().hex[:16]}")
         with self._lock:
-            try:
-                self.snapshotter.commit(chain, active.key)
-            except AlreadyExists:  # the same layer was built meanwhile (another build)
-                self.snapshotter.remove(active.key)
-        return Descriptor(info.media_type, info.digest, info.size), str(info.diff_id)
+            self.snapshotter.commit(pending.snapshot, active.key)
+            self._provisional.append(pending.snapshot)
+            self._pending.append(pending)
+        self.after(lambda: self._write(pending, changes, parent))
+        return pending
+
+    def _write(self, pending: PendingLayer, changes: list[Change],
+               parent: LayerRef | None) -> None:
+        """The writer's half of `commit`: the blob, then the snapshot's chain-ID name."""
+        try:
+            content = self.store().content
+            compression = self.compression
+            if compression == "gzip" and self.adaptive and incompressible(changes):
+                compression = "none"
+            with content.writer("layer") as w:
+                info = write_layer(changes, w, compression=compression, level=self.level,
+                                   source_date_epoch=self.epoch)
+                w.commit(info.size, info.digest)
+            chain = next_chain_id(None if parent is None else parent.chain_id,
+                                  str(info.diff_id))
+            with self._lock:
+                try:
+                    if not self.snapshotter.rename(pending.snapshot, chain):
+                        self._merged[pending.snapshot] = chain  # the same layer, built before
+                    self._provisional.remove(pending.snapshot)
+                    pending.snapshot = chain  # what later steps build on
+                except FailedPrecondition:
+                    pass  # `chain` is another process's import in progress: keep ours
+        except BaseException as exc:  # for whoever needs the layer: drain() or the next step
+            pending.future.set_exception(exc)
+            return
+        pending.future.set_result(Layer(Descriptor(info.media_type, info.digest, info.size),
+                                        str(info.diff_id), chain))
 
 
 SAMPLE_FILES = 16

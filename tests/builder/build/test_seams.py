@@ -90,16 +90,22 @@ def test_builder_asks_the_seams_it_is_given(strata: Strata, context: Callable[..
 
     steps, resolver, writer, cached = _build(root, ctx, strata.snapshotter)
     assert resolver.refs == ["busybox"]
-    assert [c for c, _ in steps.calls] == ["lookup", "prepare", "record"] * 3
-    copy_from = steps.calls[3][1]
+    # each step: lookup, prepare, run; its record comes once its layer blob is written
+    # (the writer thread runs behind the steps, so records may trail later lookups)
+    keys = list(dict.fromkeys(info.key for _, info in steps.calls))
+    assert len(keys) == 3
+    for key in keys:
+        assert [c for c, info in steps.calls if info.key == key] == [
+            "lookup", "prepare", "record"]
+    prepared = [info for c, info in steps.calls if c == "prepare"]
+    copy_from = prepared[1]
     assert (copy_from.stage, copy_from.stage_label) == (1, "stage-1")
-    # the blobs a COPY --from would read: its own chain (busybox + a.txt, inherited from
-    # `base`) and then the chain of the stage it reads (the same two)
-    busybox = steps.calls[0][1].blobs
+    # the blobs a COPY --from would read: its own chain, then the chain of the stage it
+    # reads; the a.txt layer is not among them: this build is writing it, it is local
+    busybox = prepared[0].blobs
     assert len(busybox) == 1
-    assert len(copy_from.blobs) == 4 and copy_from.blobs[:2] == copy_from.blobs[2:]
-    assert copy_from.blobs[0] == busybox[0]
-    assert copy_from.parent_key == steps.calls[2][1].key
+    assert copy_from.blobs == busybox * 2
+    assert copy_from.parent_key == prepared[0].key
     assert cached == 0
     final = writer.finals[0]
     assert final.tags == ("seams:1",) and final.stages == (1, 0)

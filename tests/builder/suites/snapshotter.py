@@ -256,3 +256,36 @@ class SnapshotterSuite:
         snapshotter.import_committed("L1", None, layer)
         make_committed(snapshotter, "L2", "L1", lambda r: write(r, "etc/conf", "c"))
         assert read_tree(snapshotter, "L2") == {"bin/tool": "t", "etc/conf": "c"}
+
+    def test_rename_moves_a_committed_snapshot_and_its_children(
+            self, snapshotter: Snapshotter, base: str) -> None:
+        make_committed(snapshotter, "child", base, lambda r: write(r, "c", "new"))
+        key = "grandchild-active"
+        with temp_mount(snapshotter.prepare(key, "child")) as root:
+            assert snapshotter.rename("child", "sha256:child") is True
+            write(root, "g", "g")  # the mounted child keeps working
+        snapshotter.commit("grandchild", key)
+        with pytest.raises(NotFound):
+            snapshotter.stat("child")
+        assert snapshotter.stat("grandchild").parent == "sha256:child"
+        assert read_tree(snapshotter, "grandchild")["c"] == "new"
+        assert [c.path for c in snapshotter.changes("grandchild")] == ["g"]
+
+    def test_rename_onto_an_existing_name_moves_only_the_children(
+            self, snapshotter: Snapshotter, base: str) -> None:
+        make_committed(snapshotter, "twin-a", base, lambda r: write(r, "c", "same"))
+        make_committed(snapshotter, "twin-b", base, lambda r: write(r, "c", "same"))
+        make_committed(snapshotter, "kid", "twin-b", lambda r: write(r, "k", "k"))
+        assert snapshotter.rename("twin-b", "twin-a") is False
+        assert snapshotter.stat("kid").parent == "twin-a"
+        assert read_tree(snapshotter, "kid") == {"a/x": "ax", "b": "b1", "d/y": "dy",
+                                                 "keep": "k", "c": "same", "k": "k"}
+        snapshotter.remove("twin-b")  # childless now
+
+    def test_only_committed_snapshots_are_renamed(
+            self, snapshotter: Snapshotter, base: str) -> None:
+        snapshotter.prepare("busy", base)
+        with pytest.raises(FailedPrecondition):
+            snapshotter.rename("busy", "sha256:busy")
+        with pytest.raises(NotFound):
+            snapshotter.rename("ghost", "sha256:ghost")
