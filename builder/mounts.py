@@ -1,21 +1,27 @@
 """Mount descriptions and the one place that mounts and unmounts them.
 
 A `Mount` is a value: snapshotters return lists of them and never mount anything
-themselves (containerd `core/mount`). `mount_all()` and `temp_mount()` are the only
-functions in strata that call mount(8)/umount(8); they always unmount in reverse order,
-also when the body raises.
+themselves (containerd `core/mount`). `mount()` and `unmount()` are the only functions in
+strata that mount; `mount_all()` and `temp_mount()` always unmount in reverse order, also when
+the body raises. They call mount(2) and umount2(2) directly, translating mount(8) options into
+flags and data as containerd's mount_linux.go does: a build mounts a dozen times, and running
+mount(8)/umount(8) cost 3.5 ms a pair against 0.02 ms.
 
 Overlay lower directories: the kernel copies all mount options into one page (4096
 bytes), so an image with 100+ layers does not fit when every lowerdir is a long absolute
-path. Snapshotters give each lower directory a short symlink (`<root>/l/<id>`), and
-`mount()` runs mount(8) with its working directory set to the lowerdirs' common parent
-and passes them relative (as containerd's `compactLowerdirOption` and docker's overlay2
-`l/` links do). The kernel resolves relative lowerdirs against the caller's cwd.
+path. Snapshotters give each lower directory a short symlink (`<root>/l/<id>`), and when the
+absolute form does not fit, `mount()` runs mount(8) with its working directory set to the
+lowerdirs' common parent and passes them relative (as containerd's `compactLowerdirOption`
+and docker's overlay2 `l/` links do). The kernel resolves relative lowerdirs against the
+caller's cwd, which a thread of this process cannot change for itself alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import os
 import shutil
 import subprocess
@@ -30,7 +36,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class MountError(FailedPrecondition):
-    """mount(8) or umount(8) failed; the message carries the tool's stderr."""
+    """A mount or unmount failed; the message names it and the kernel's reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,51 +83,114 @@ def _run(argv: list[str], cwd: str | None = None) -> None:
         raise MountError(f"{' '.join(argv)}: {proc.stderr.strip() or proc.returncode}")
 
 
+# mount(2) flags (linux/mount.h) and how mount(8) options set (False) or clear (True) them
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32
+MS_MANDLOCK, MS_DIRSYNC, MS_NOATIME, MS_NODIRATIME, MS_BIND = 64, 128, 1024, 2048, 4096
+MS_REC, MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED = 16384, 1 << 17, 1 << 18, 1 << 19, 1 << 20
+MS_RELATIME, MS_STRICTATIME = 1 << 21, 1 << 24
+MNT_DETACH = 2
+_FLAGS: dict[str, tuple[bool, int]] = {
+    "async": (True, MS_SYNCHRONOUS), "atime": (True, MS_NOATIME), "bind": (False, MS_BIND),
+    "defaults": (False, 0), "dev": (True, MS_NODEV), "diratime": (True, MS_NODIRATIME),
+    "dirsync": (False, MS_DIRSYNC), "exec": (True, MS_NOEXEC), "mand": (False, MS_MANDLOCK),
+    "noatime": (False, MS_NOATIME), "nodev": (False, MS_NODEV),
+    "nodiratime": (False, MS_NODIRATIME), "noexec": (False, MS_NOEXEC),
+    "nomand": (True, MS_MANDLOCK), "norelatime": (True, MS_RELATIME),
+    "nostrictatime": (True, MS_STRICTATIME), "nosuid": (False, MS_NOSUID),
+    "rbind": (False, MS_BIND | MS_REC), "relatime": (False, MS_RELATIME),
+    "remount": (False, MS_REMOUNT), "ro": (False, MS_RDONLY), "rw": (True, MS_RDONLY),
+    "strictatime": (False, MS_STRICTATIME), "suid": (True, MS_NOSUID),
+    "sync": (False, MS_SYNCHRONOUS),
+}
+_PROPAGATION = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC, "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC, "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+
+def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
+    """mount(8) options -> (flags, propagation flags, data for the filesystem)."""
+    flags = propagation = 0
+    data: list[str] = []
+    for option in options:
+        if option in _FLAGS:
+            clear, bit = _FLAGS[option]
+            flags = flags & ~bit if clear else flags | bit
+        elif option in _PROPAGATION:
+            propagation |= _PROPAGATION[option]
+        else:
+            data.append(option)
+    return flags, propagation, ",".join(data)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _syscall_mount(source: str | None, target: str, fstype: str | None, flags: int,
+                   data: str | None, what: str) -> None:
+    def arg(text: str | None) -> bytes | None:
+        return None if text is None else os.fsencode(text)
+
+    if _libc().mount(arg(source), arg(target), arg(fstype), flags, arg(data or None)) != 0:
+        err = ctypes.get_errno()
+        raise MountError(f"{what}: {os.strerror(err)}")
+
+
 def mount(m: Mount, where: Path) -> None:
-    """Mount `m` on the host path `where` (which must exist)."""
+    """Mount `m` on the host path `where` (which must exist), as mount(8) would: a bind that
+    is read-only is remounted read-only, and propagation is set by a call of its own."""
     where = Path(where)
     if not where.is_absolute():
         raise InvalidArgument(f"mount point must be absolute: {where}")
-    cwd: str | None = None
     options = list(m.options)
-    if m.type == "bind":
-        if not ({"bind", "rbind"} & set(options)):
-            options.insert(0, "rbind")
-        argv = ["mount", "--no-mtab", "-o", ",".join(options), m.source, str(where)]
-        _run(argv)
+    if m.type == "bind" and not ({"bind", "rbind"} & set(options)):
+        options.insert(0, "rbind")
+    flags, propagation, data = parse_options(options)
+    if m.type == "overlay" and len(data) >= PAGE_SIZE:
+        _mount_compacted(m, where)
         return
-    if m.type == "overlay":
-        options, cwd = _compact_overlay(options)
-        if len(",".join(options)) >= PAGE_SIZE:
-            raise InvalidArgument(
-                f"overlay mount options are {len(','.join(options))} bytes, over one page"
-            )
-    argv = ["mount", "--no-mtab", "-t", m.type]
-    if options:
-        argv += ["-o", ",".join(options)]
-    argv += [m.source, str(where)]
-    _run(argv, cwd=cwd)
+    target = str(where)
+    what = f"mount -t {m.type} -o {','.join(options)} {m.source} {target}"
+    fstype = None if m.type == "bind" else m.type
+    if not flags & MS_REMOUNT or data:
+        _syscall_mount(m.source, target, fstype, flags, data, what)
+    if propagation:
+        _syscall_mount(None, target, None, propagation, None, what)
+    if flags & (MS_BIND | MS_RDONLY) == MS_BIND | MS_RDONLY:
+        _syscall_mount(None, target, None, flags | MS_REMOUNT, None, what)
+
+
+def _mount_compacted(m: Mount, where: Path) -> None:
+    """An overlay whose absolute lowerdirs exceed a page: mount(8) from their common parent."""
+    options, cwd = _compact_overlay(m.options)
+    if len(",".join(options)) >= PAGE_SIZE:
+        raise InvalidArgument(
+            f"overlay mount options are {len(','.join(options))} bytes, over one page")
+    _run(["mount", "--no-mtab", "-t", m.type, "-o", ",".join(options), m.source, str(where)],
+         cwd=cwd)
 
 
 def unmount(where: Path, *, lazy_on_busy: bool = True) -> None:
     """Unmount `where`; a busy mount is detached lazily rather than leaked."""
-    proc = subprocess.run(["umount", str(where)], capture_output=True, text=True, check=False)
-    if proc.returncode == 0:
+    target, libc = os.fsencode(str(where)), _libc()
+    if libc.umount2(target, 0) == 0:
         return
-    if lazy_on_busy and "busy" in proc.stderr:
-        _run(["umount", "--lazy", str(where)])
-        return
-    raise MountError(f"umount {where}: {proc.stderr.strip() or proc.returncode}")
+    err = ctypes.get_errno()
+    if err == errno.EBUSY and lazy_on_busy:
+        if libc.umount2(target, MNT_DETACH) == 0:
+            return
+        err = ctypes.get_errno()
+    raise MountError(f"umount {where}: {os.strerror(err)}")
 
 
 def pivot_root_into(new_root: Path) -> None:
     """Make `new_root` (a mount point) the process's root and detach the old root
     (pivot_root(".", ".") then umount2(".", MNT_DETACH), as runc does). Only for a
     process in its own mount namespace; raises OSError when the kernel refuses."""
-    import ctypes
-    import ctypes.util
-
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     os.chdir(new_root)
     sys_pivot_root = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
     if sys_pivot_root is None:
@@ -129,8 +198,7 @@ def pivot_root_into(new_root: Path) -> None:
     if libc.syscall(sys_pivot_root, b".", b".") != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"pivot_root: {os.strerror(err)}")
-    mnt_detach = 2
-    if libc.umount2(b".", mnt_detach) != 0:
+    if libc.umount2(b".", MNT_DETACH) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"umount2 old root: {os.strerror(err)}")
     os.chdir("/")

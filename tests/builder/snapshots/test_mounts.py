@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,11 @@ from builder.mounts import (
     MountError,
     _compact_overlay,
     is_mounted,
+    mount,
     mount_all,
+    parse_options,
     temp_mount,
+    unmount,
 )
 
 
@@ -62,3 +67,54 @@ def test_targets_with_dotdot_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument), mount_all(
             [Mount("tmpfs", "tmpfs", "/../etc", ())], tmp_path):
         pass
+
+
+def test_options_split_into_flags_propagation_and_data() -> None:
+    # linux/mount.h: MS_RDONLY 1, MS_NOSUID 2, MS_BIND 4096, MS_REC 16384,
+    # MS_PRIVATE 1 << 18, MS_STRICTATIME 1 << 24
+    flags, propagation, data = parse_options(
+        ["rbind", "ro", "nosuid", "rprivate", "mode=755", "size=64k"])
+    assert flags == 4096 | 16384 | 1 | 2
+    assert propagation == (1 << 18) | 16384
+    assert data == "mode=755,size=64k"
+    assert parse_options(["ro", "rw", "noexec", "exec", "strictatime"])[0] == 1 << 24
+
+
+def test_a_read_only_bind_is_read_only_and_private(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "f").write_text("x")
+    mount(Mount("bind", str(src), options=("rbind", "ro", "rprivate")), dst)
+    try:
+        assert (dst / "f").read_text() == "x"
+        with pytest.raises(OSError) as info:
+            (dst / "g").write_text("y")
+        assert info.value.errno == errno.EROFS
+        with open("/proc/self/mountinfo") as fh:
+            line = next(x for x in fh if x.split(" ")[4] == str(dst))
+        assert "shared:" not in line and " ro," in line
+    finally:
+        unmount(dst)
+    assert not is_mounted(dst)
+
+
+def test_mount_and_unmount_failures_carry_the_kernel_reason(tmp_path: Path) -> None:
+    (tmp_path / "dst").mkdir()
+    with pytest.raises(MountError, match="No such file or directory"):
+        mount(Mount("bind", str(tmp_path / "missing")), tmp_path / "dst")
+    with pytest.raises(MountError, match=r"umount .*dst: Invalid argument"):
+        unmount(tmp_path / "dst")  # not a mount point
+
+
+def test_a_busy_mount_is_detached_lazily(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    mount(Mount("tmpfs", "tmpfs", options=("size=1m",)), dst)
+    fd = os.open(dst, os.O_RDONLY)  # an open directory keeps the mount busy
+    try:
+        unmount(dst)
+        assert not is_mounted(dst)
+    finally:
+        os.close(fd)
