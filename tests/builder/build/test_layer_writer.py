@@ -3,6 +3,7 @@ the background (in commit order), and the snapshot is then renamed to its chain 
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 from build_util import Strata
 
-from builder.cache import BuildCache
+from builder.build import Builder, BuildOptions
+from builder.cache import BuildCache, CacheRecord, LocalStepCache, StepInfo
+from builder.errors import StepFailed
 from builder.images import ImageStore
 from builder.mounts import temp_mount
+from builder.progress import open_progress
 from builder.snapshots import open_snapshotter
 from builder.steps import Layer, PendingLayer, next_chain_id
 from builder.steps.workspace import Workspace
@@ -124,3 +128,57 @@ def test_rebuilding_the_same_layers_leaves_one_snapshot_each(
     assert set(json.loads(meta.read_text())["snapshots"]) == before
     assert all(name.startswith("sha256:") for name in before)
     assert strata.run("same:2", "cat", "/x", "/a", "/y").stdout == "x\nay\n"
+
+
+class BreakingStepCache:
+    """A StepCache that holds the writer (in the first step's record) until the third step
+    is about to run, and meanwhile deletes /b from the second step's committed tree."""
+
+    def __init__(self, local: LocalStepCache, snapshots: Path) -> None:
+        self.local = local
+        self.snapshots = snapshots
+        self.gate = threading.Event()
+        self.prepared = 0
+
+    def lookup(self, step: StepInfo) -> CacheRecord | None:
+        return self.local.lookup(step)
+
+    def prepare(self, step: StepInfo) -> None:
+        self.prepared += 1
+        if self.prepared == 3:
+            broken = list(self.snapshots.glob("*/snapshots/*/fs/b"))
+            assert broken, "the second step's tree is not where the test expects it"
+            for path in broken:
+                path.unlink()
+            self.gate.set()
+
+    def record(self, step: StepInfo, record: CacheRecord) -> None:
+        assert self.gate.wait(60)
+        self.local.record(step, record)
+
+
+def test_a_layer_that_cannot_be_written_fails_the_build_with_its_step(
+        strata: Strata, context: Ctx) -> None:
+    root = strata.root
+    ctx = context("FROM busybox\nRUN echo a > /a\nRUN echo b > /b\nRUN echo c > /c\n")
+    store = ImageStore(root)
+    cache = BuildCache(root / "strata.db")
+    try:
+        steps = BreakingStepCache(LocalStepCache(cache, store.content), root / "snapshots")
+        builder = Builder(root, BuildOptions(context_dir=ctx, tags=("broken:1",),
+                                             snapshotter=strata.snapshotter),
+                          open_progress("plain", io.StringIO()), step_cache=steps)
+        with pytest.raises(StepFailed, match=r"\[stage-0 2/3\] RUN echo b > /b: writing its "
+                                             r"layer: FileNotFoundError"):
+            builder.build()
+    finally:
+        cache.close()
+        store.close()
+    meta = root / "snapshots" / strata.snapshotter / "metadata.json"
+    assert not [n for n in json.loads(meta.read_text())["snapshots"] if n.startswith("pending")]
+    assert strata("inspect", "broken:1").rc != 0  # no image
+    assert strata("system", "check").rc == 0
+    res = strata.build(ctx, "-t", "fixed:1")
+    assert res.rc == 0, res.err
+    assert "1 steps cached, 2 run" in res.err  # the first step's record was kept
+    assert strata.run("fixed:1", "cat", "/a", "/b", "/c").stdout == "a\nb\nc\n"
