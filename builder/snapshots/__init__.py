@@ -89,7 +89,7 @@ class Snapshotter(Protocol):
         already (the same layer, committed before) only the committed children move to `new`
         and False is returned: an active child stays on `old` until it is committed (a tree
         with the same layer may differ in times, and its changes are taken against the tree
-        it was made from); `old` is removed once it is childless and nothing mounts it."""
+        it was made from); the caller removes `old` once it is childless and unmounted."""
         ...
 
     def remove(self, key: str) -> None:
