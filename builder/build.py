@@ -63,6 +63,9 @@ from registry.oci import (
 
 T = TypeVar("T")
 
+#: seconds the build waits for the layer writer before saying that it is waiting for it
+WRITER_NOTE_AFTER = 1.0
+
 #: exceptions that mean a bug in strata, never bad input: a step that raises one is not
 #: turned into a StepFailed (the steps raise builder.errors categories for what they expect)
 PROGRAMMING_ERRORS: tuple[type[Exception], ...] = (
@@ -266,7 +269,9 @@ class Builder:
                         for i, fut in futures.items():
                             self.finals[i] = fut.result()
             final = self.finals[self.plan.target]
-            self.ws.drain()
+            if not self.ws.drain(timeout=WRITER_NOTE_AFTER):
+                self.progress.note("writing layer blobs ...")
+                self.ws.drain()
             image = self._write_image(final)
         bases = tuple((ref, str(base.image.manifest.digest))
                       for ref, base in self.images.items())

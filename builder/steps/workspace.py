@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,15 +113,19 @@ class Workspace:
                                                   thread_name_prefix="layer-writer")
             self._jobs.append(self._writer.submit(work))
 
-    def drain(self) -> None:
+    def drain(self, timeout: float | None = None) -> bool:
         """Wait for every blob and queued work; raise the first failure (queued work first:
-        it knows which step a failed blob belongs to)."""
+        it knows which step a failed blob belongs to). With a timeout, False when the writer
+        is still busy after it."""
         with self._lock:
             jobs, pending = list(self._jobs), list(self._pending)
+        if timeout is not None and wait(jobs, timeout).not_done:
+            return False
         for job in jobs:
             job.result()
         for layer in pending:
             layer.result()
+        return True
 
     # ------------------------------------------------------------------ snapshots
 

@@ -59,8 +59,9 @@ def test_the_next_step_runs_on_a_layer_whose_blob_is_not_written_yet(ws: Workspa
     with ws.view([first, second]) as mounts, temp_mount(mounts or []) as root:
         assert (root / "one").read_text() == "1" and (root / "two").read_text() == "2"
     assert not second.future.done()
+    assert ws.drain(timeout=0.05) is False  # the writer is held
     gate.set()
-    ws.drain()
+    assert ws.drain() is True
     one, two = first.result(), second.result()
     assert two.chain_id == next_chain_id(one.chain_id, two.diff_id)
     assert (first.snapshot, second.snapshot) == (one.chain_id, two.chain_id)
@@ -182,3 +183,40 @@ def test_a_layer_that_cannot_be_written_fails_the_build_with_its_step(
     assert res.rc == 0, res.err
     assert "1 steps cached, 2 run" in res.err  # the first step's record was kept
     assert strata.run("fixed:1", "cat", "/a", "/b", "/c").stdout == "a\nb\nc\n"
+
+
+class SlowRecordingStepCache:
+    """A StepCache whose records take a while (as a large layer's blob would)."""
+
+    def __init__(self, local: LocalStepCache, seconds: float) -> None:
+        self.local = local
+        self.seconds = seconds
+
+    def lookup(self, step: StepInfo) -> CacheRecord | None:
+        return self.local.lookup(step)
+
+    def prepare(self, step: StepInfo) -> None:
+        """Nothing to fetch."""
+
+    def record(self, step: StepInfo, record: CacheRecord) -> None:
+        threading.Event().wait(self.seconds)
+        self.local.record(step, record)
+
+
+def test_a_build_waiting_for_its_layer_writer_says_so(strata: Strata, context: Ctx) -> None:
+    root = strata.root
+    ctx = context("FROM busybox\nRUN echo a > /a\n")
+    store = ImageStore(root)
+    cache = BuildCache(root / "strata.db")
+    out = io.StringIO()
+    try:
+        steps = SlowRecordingStepCache(LocalStepCache(cache, store.content), 1.5)
+        builder = Builder(root, BuildOptions(context_dir=ctx, tags=("slow:1",),
+                                             snapshotter=strata.snapshotter),
+                          open_progress("plain", out), step_cache=steps)
+        builder.build()
+    finally:
+        cache.close()
+        store.close()
+    assert "writing layer blobs ..." in out.getvalue()
+    assert strata.run("slow:1", "cat", "/a").stdout == "a\n"
