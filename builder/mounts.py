@@ -126,7 +126,11 @@ def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    text = ctypes.c_char_p
+    libc.mount.argtypes = [text, text, text, ctypes.c_ulong, text]  # flags: unsigned long
+    libc.umount2.argtypes = [text, ctypes.c_int]
+    return libc
 
 
 def _syscall_mount(source: str | None, target: str, fstype: str | None, flags: int,
