@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -29,6 +31,27 @@ def test_two_builds_of_the_same_steps_at_once_both_succeed(strata: Strata, conte
     assert check.rc == 0, check.out + check.err
     run = strata.run("par:1", "cat", "/both")
     assert run.stdout == "data\nsame\n"
+
+
+def test_identical_layers_built_at_once_end_in_one_snapshot_each(strata: Strata,
+                                                                 context: Ctx) -> None:
+    """Three reproducible --no-cache builds at once: each layer is committed by whichever
+    build finishes it first; the others fold their copies into that snapshot."""
+    ctx = context("FROM busybox\nRUN echo x > /x\nCOPY a /a\nRUN cat /a > /b\n",
+                  {"a": "a\n" * 100_000})
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    procs = [subprocess.Popen([*_strata_cmd(strata), "build", "-q", "--no-cache",
+                               "--snapshotter", strata.snapshotter, "-t", f"twin:{i}", str(ctx)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for i in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert len({out.strip() for out, _ in outs}) == 1  # one image ID
+    meta = strata.root / "snapshots" / strata.snapshotter / "metadata.json"
+    names = list(json.loads(meta.read_text())["snapshots"])
+    assert all(n.startswith("sha256:") for n in names) and len(names) == 4  # base + 3 layers
+    assert strata("system", "check").rc == 0
+    assert strata.run("twin:2", "cat", "/x", "/b").stdout == "x\n" + "a\n" * 100_000
 
 
 def test_run_with_a_volume_sees_and_writes_host_files(strata: Strata, context: Ctx,
