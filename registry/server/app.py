@@ -26,6 +26,7 @@ from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware
+from registry.server.params import close_taken_connection
 from registry.storage import (
     ManifestInfo,
     ManifestListener,
@@ -75,6 +76,7 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
+    app.on_response_prepare.append(close_taken_connection)
     add_routes(app)
     app.cleanup_ctx.append(functools.partial(_lifecycle, driver=driver))
     return app

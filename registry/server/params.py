@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import select
+import socket
+import threading
+import time
+from collections.abc import AsyncIterable, AsyncIterator
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from registry.oci.digest import Digest
 from registry.oci.errors import (
@@ -88,6 +92,154 @@ def content_range_start(request: web.Request) -> int | None:
 def range_header(offset: int) -> str:
     """The `Range` value for an upload holding `offset` bytes (distribution writes 0-0 at 0)."""
     return f"0-{max(offset - 1, 0)}"
+
+
+DIRECT_BODY_MIN = 4 * 1024 * 1024
+"""Bodies from this size on are received straight from the socket (SocketBody). Smaller ones
+keep their connection alive, which is worth more to them than the copies."""
+
+RECV_LOWAT = 1024 * 1024
+"""SO_RCVLOWAT while a SocketBody receives: wake the receiving thread for a megabyte at a time,
+not for every segment."""
+
+BODY_IDLE_TIMEOUT = 300.0
+"""Seconds a SocketBody waits for the next byte before it fails the upload."""
+
+_POLL_SECONDS = 0.5  # how soon a receiving thread notices `close`
+
+SOCKET_BODY = web.RequestKey("socket_body", object)
+"""The SocketBody that took a request's connection over (its response closes the connection)."""
+
+
+def request_body(request: web.Request) -> AsyncIterable[bytes] | SocketBody:
+    """The request body for storage: a SocketBody where one can take the connection over,
+    else the pieces aiohttp parses (body_pieces)."""
+    if SocketBody.fits(request):
+        return SocketBody(request)
+    return body_pieces(request)
+
+
+class SocketBody:
+    """A request body received straight into the reader's buffer (a storage Source).
+
+    aiohttp copies each body byte twice before a handler sees it: into a bytes object per
+    socket read, then into a slice per parsed piece, both on the event loop. A large body with
+    a Content-Length on a plain TCP connection is taken over instead, as soon as the handler
+    asks for it: what aiohttp has parsed so far is kept as the head, the payload stream is
+    ended and the transport paused. A storage thread then receives the rest from a duplicate of
+    the socket (`readinto`, waiting in poll(2)). aiohttp's parser still expects the body it
+    never saw, so the response closes the connection (`close_taken_connection`); the client
+    opens a new one for its next request.
+    """
+
+    __slots__ = ("_left", "_head", "_sock", "_poll", "_lowat", "_lock", "_reading", "_closed",
+                 "_idle_timeout")
+
+    def __init__(self, request: web.Request, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
+        """Take the connection over (on the event loop)."""
+        assert request.content_length is not None
+        self._idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        self._reading = False
+        self._closed = False
+        self._sock: socket.socket | None = None
+        content = request.content
+        pieces = []
+        while piece := content.read_nowait():  # (this may resume the transport: paused below)
+            pieces.append(piece)
+        self._head = memoryview(b"".join(pieces))
+        self._left = max(request.content_length - len(self._head), 0)
+        if not self._left:  # aiohttp had it all: the connection stays as it is
+            return
+        transport = request.transport
+        assert transport is not None
+        content.feed_eof()
+        transport.pause_reading()
+        request[SOCKET_BODY] = self
+        self._sock = transport.get_extra_info("socket").dup()
+        self._lowat = min(RECV_LOWAT, self._left)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self._lowat)
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
+
+    @staticmethod
+    def fits(request: web.Request) -> bool:
+        """A plain (no TLS, no Content-Encoding) body of a known, large length."""
+        length = request.content_length
+        transport = request.transport
+        return (length is not None and length >= DIRECT_BODY_MIN
+                and transport is not None
+                and transport.get_extra_info("sslcontext") is None
+                and transport.get_extra_info("socket") is not None
+                and hdrs.CONTENT_ENCODING not in request.headers)
+
+    def readinto(self, buf: memoryview) -> int:
+        """Fill `buf` from the head, then from the socket (a worker thread calls this)."""
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        if not self._left:
+            return 0
+        with self._lock:
+            if self._closed or self._sock is None:
+                raise ConnectionAbortedError("the upload was cancelled")
+            self._reading = True
+        try:
+            n = self._receive(self._sock, buf[:self._left])
+        finally:
+            with self._lock:
+                self._reading = False
+                if self._closed:
+                    self._release()
+        self._left -= n
+        if not self._left:
+            self.close()
+        return n
+
+    def _receive(self, sock: socket.socket, view: memoryview) -> int:
+        if self._left < self._lowat:  # the last bytes: wake for what is left
+            self._lowat = self._left
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self._lowat)
+        deadline = time.monotonic() + self._idle_timeout
+        while True:
+            try:
+                n = sock.recv_into(view)
+            except BlockingIOError:
+                if self._closed:
+                    raise ConnectionAbortedError("the upload was cancelled") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no body bytes for {self._idle_timeout:.0f} s "
+                                       f"with {self._left} to come") from None
+                self._poll.poll(_POLL_SECONDS * 1000)
+                continue
+            if not n:
+                raise ConnectionResetError(
+                    f"client closed the connection with {self._left} body bytes unsent")
+            return n
+
+    def close(self) -> None:
+        """Stop (any thread): a blocked readinto gives up within _POLL_SECONDS."""
+        with self._lock:
+            self._closed = True
+            if not self._reading:
+                self._release()
+
+    def _release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+async def close_taken_connection(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a connection a SocketBody took over closes after the response
+    (`Connection: close`), and the SocketBody's socket with it."""
+    body = request.get(SOCKET_BODY)
+    if isinstance(body, SocketBody):
+        body.close()
+        response.force_close()  # aiohttp closes after sending; the header is already made:
+        response.headers[hdrs.CONNECTION] = "close"
 
 
 async def body_pieces(request: web.Request) -> AsyncIterator[bytes]:

@@ -14,11 +14,11 @@ from registry.oci.reference import validate_name
 from registry.server import keys
 from registry.server.errors import error_response
 from registry.server.params import (
-    body_pieces,
     content_range_start,
     parse_digest,
     range_header,
     repo_name,
+    request_body,
 )
 from registry.storage import BlobInfo, UploadStatus
 
@@ -68,7 +68,7 @@ async def start_upload(request: web.Request) -> web.Response:
                     return _blob_created(name, info)
     elif "digest" in query:
         digest = parse_digest(query.get("digest"))
-        info = await store.uploads.put(name, digest, body_pieces(request))
+        info = await store.uploads.put(name, digest, request_body(request))
         return _blob_created(name, info)
     status = await store.uploads.start(name)
     headers = _session_headers(name, status)
@@ -106,7 +106,7 @@ async def patch_upload(request: web.Request) -> web.Response:
     store = request.app[keys.STORE]
     try:
         start = content_range_start(request)
-        status = await store.uploads.append(name, uuid, body_pieces(request), start)
+        status = await store.uploads.append(name, uuid, request_body(request), start)
     except RangeInvalid as exc:
         return await _range_error(request, name, uuid, exc)
     return web.Response(status=202, headers=_session_headers(name, status))
@@ -120,7 +120,7 @@ async def finish_upload(request: web.Request) -> web.Response:
     store = request.app[keys.STORE]
     try:
         start = content_range_start(request)
-        chunks = body_pieces(request) if _has_body(request) else None
+        chunks = request_body(request) if _has_body(request) else None
         info = await store.uploads.commit(name, uuid, digest, chunks, start)
     except RangeInvalid as exc:
         return await _range_error(request, name, uuid, exc)

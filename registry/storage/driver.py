@@ -8,6 +8,7 @@ Lifecycle of a write (distribution's storagedriver.FileWriter):
     w = await driver.writer("uploads/x/data", append=True)
     await w.write([chunk1, chunk2], tap=hasher.update)   # tap sees every byte, in order,
                                                          # in the same pass as the write
+    await w.receive(body, tap=hasher.update)             # or a Source, read into w's buffers
     await w.commit()      # flush + fsync + close: durable; or close(): flushed, not durable;
                           # or cancel(): close and remove the file
     await driver.move("uploads/x/data", "blobs/.../data")  # atomic rename, replaces dst
@@ -69,6 +70,20 @@ class FileInfo:
     is_dir: bool
 
 
+class Source(Protocol):
+    """A byte stream that a worker thread reads straight into the writer's buffer, with no
+    copy in between (a request body received from its socket). `FileWriter.receive` drains it."""
+
+    def readinto(self, buf: memoryview) -> int:
+        """Fill up to len(buf) bytes of `buf`, blocking (a worker thread calls it); 0 at the
+        end of the stream."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading: a readinto blocked now or called later raises. Any thread may call."""
+        ...
+
+
 class FileWriter(Protocol):
     """An open file being written. Exactly one of commit/close/cancel ends it."""
 
@@ -79,6 +94,12 @@ class FileWriter(Protocol):
 
     async def write(self, data: bytes | Sequence[bytes], tap: Tap | None = None) -> int:
         """Append `data` (one buffer or a batch); return bytes written. `tap` gets each chunk."""
+        ...
+
+    async def receive(self, source: Source, tap: Tap | None = None) -> int:
+        """Append all of `source`, read in a worker thread straight into the writer's buffers;
+        return bytes appended. `tap` sees them as `write` would. Cancelled, it closes `source`
+        and returns only once nothing reads into the writer any more."""
         ...
 
     async def commit(self) -> None:

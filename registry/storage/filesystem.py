@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -24,6 +25,7 @@ from registry.storage.driver import (
     CHUNK_SIZE,
     FileInfo,
     PathNotFound,
+    Source,
     Tap,
     check_path,
 )
@@ -68,6 +70,12 @@ class _BufferPool:
 
 
 _buffers = _BufferPool(DIRECT_BUFFER, _POOL_KEEP)
+# `receive` runs in its own pools: a receiving thread blocks for as long as its client sends,
+# and must never hold up (or wait behind) the default executor's short jobs.
+_RECEIVERS = 64  # concurrent large uploads received at once; more wait for a thread
+_receivers = concurrent.futures.ThreadPoolExecutor(_RECEIVERS, thread_name_prefix="strata-receive")
+_block_writes = concurrent.futures.ThreadPoolExecutor(_RECEIVERS,
+                                                      thread_name_prefix="strata-blockwrite")
 
 
 async def _run(fn: Callable[..., T], *args: Any) -> T:
@@ -138,7 +146,8 @@ class FilesystemFileWriter:
     with O_DIRECT (no page-cache copy, no writeback work, and fsync has little left to flush); an
     unaligned head (appending to a file whose size is not a multiple of DIRECT_ALIGN) and the last
     partial block go through the ordinary descriptor. Where O_DIRECT is refused (EINVAL: a file
-    system without it) everything is written buffered, with the same result.
+    system without it) everything is written buffered, with the same result. `receive` fills
+    the blocks from a Source in a receiving thread instead, with no copy on the event loop.
 
     `size` counts staged bytes. `tap` sees every byte in order, but later than `write` returns:
     when its block is written (at the latest in close/commit). A failed block write surfaces
@@ -177,14 +186,11 @@ class FilesystemFileWriter:
         for piece in pieces:
             view = memoryview(piece).cast("B")
             total += len(view)
-            if view and tap != self._tap:
-                if self._fill > self._start:
-                    await self._submit()
-                self._tap = tap
+            if view:
+                await self._use_tap(tap)
             while view:
                 if self._buf is None:
-                    self._buf = self._spare if self._spare is not None else _buffers.take()
-                    self._spare = None
+                    self._buf = self._fresh_block()
                 take = min(len(view), len(self._buf) - self._fill)
                 self._buf[self._fill:self._fill + take] = view[:take]
                 self._fill += take
@@ -193,6 +199,80 @@ class FilesystemFileWriter:
                 if self._fill == len(self._buf):
                     await self._submit()
         return total
+
+    async def receive(self, source: Source, tap: Tap | None = None) -> int:
+        """Receive `source` in a worker thread, straight into the staging blocks. That thread
+        taps each full block while it is still in cache and hands it to a second thread to
+        write while the next block arrives: no byte and no wake-up crosses the event loop."""
+        await self._use_tap(tap)
+        await self._wait()  # a block that `write` staged must not overtake this one
+        receiving = asyncio.get_running_loop().run_in_executor(
+            _receivers, self._receive_sync, source)
+        try:
+            return await asyncio.shield(receiving)
+        except asyncio.CancelledError:
+            source.close()  # the thread gives up at its next wait; then the writer is ours
+            with contextlib.suppress(BaseException):
+                await receiving
+            raise
+
+    def _receive_sync(self, source: Source) -> int:
+        """The receiving thread's loop; one block write in flight at a time."""
+        total = 0
+        writing: tuple[concurrent.futures.Future[None], mmap.mmap] | None = None
+        try:
+            while True:
+                if self._buf is None:
+                    self._buf = self._fresh_block()
+                with memoryview(self._buf) as block, block[self._fill:] as free:
+                    n = source.readinto(free)
+                if not n:
+                    return total
+                self._fill += n
+                self._size += n
+                total += n
+                if self._fill == len(self._buf):
+                    job = self._take_block()
+                    assert job is not None
+                    try:
+                        _tap_block(job)
+                    except BaseException:
+                        self._failed = True  # the block is gone: write nothing after the gap
+                        _buffers.give(job.buf)
+                        raise
+                    if writing is not None:
+                        self._written(writing)
+                    writing = (_block_writes.submit(self._write_block, job), job.buf)
+        finally:
+            if writing is not None:
+                self._written(writing)
+
+    def _written(self, writing: tuple[concurrent.futures.Future[None], mmap.mmap]) -> None:
+        """Wait for a block write; its buffer becomes the spare. A failed write fails the
+        writer (nothing more is written, as after a failed `_submit` block)."""
+        future, buf = writing
+        try:
+            future.result()
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            if self._spare is None:
+                self._spare = buf
+            else:
+                _buffers.give(buf)
+
+    async def _use_tap(self, tap: Tap | None) -> None:
+        """Staged bytes keep the tap they were staged with: a new tap starts a new block."""
+        if tap != self._tap:
+            if self._fill > self._start:
+                await self._submit()
+            self._tap = tap
+
+    def _fresh_block(self) -> mmap.mmap:
+        block = self._spare if self._spare is not None else _buffers.take()
+        self._spare = None
+        return block
 
     def _take_block(self) -> _Job | None:
         """Detach the staged block (None when nothing is staged)."""

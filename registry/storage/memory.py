@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
 
-from registry.storage.driver import CHUNK_SIZE, FileInfo, PathNotFound, Tap, check_path
+from registry.storage.driver import (
+    CHUNK_SIZE,
+    FileInfo,
+    PathNotFound,
+    Source,
+    Tap,
+    check_path,
+)
+
+
+def _drain(source: Source) -> bytes:
+    data = bytearray()
+    with memoryview(bytearray(CHUNK_SIZE)) as buf:
+        while n := source.readinto(buf):
+            data += buf[:n]
+    return bytes(data)
 
 
 class MemoryFileWriter:
@@ -35,6 +52,17 @@ class MemoryFileWriter:
                 tap(chunk)
         self._driver._touch(self._path)
         return total
+
+    async def receive(self, source: Source, tap: Tap | None = None) -> int:
+        receiving = asyncio.ensure_future(asyncio.to_thread(_drain, source))
+        try:
+            data = await asyncio.shield(receiving)
+        except asyncio.CancelledError:
+            source.close()
+            with contextlib.suppress(BaseException):
+                await receiving
+            raise
+        return await self.write(data, tap)
 
     async def commit(self) -> None:
         self._closed = True

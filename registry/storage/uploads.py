@@ -34,7 +34,7 @@ from registry.oci import Digest, validate_name
 from registry.oci.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from registry.storage import paths
 from registry.storage.blobs import BlobStore
-from registry.storage.driver import FileWriter, PathNotFound, StorageDriver, Tap
+from registry.storage.driver import FileWriter, PathNotFound, Source, StorageDriver, Tap
 from registry.storage.values import BlobInfo, StoreConfig, UploadStatus
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,17 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-async def pump(chunks: AsyncIterable[bytes], writer: FileWriter, tap: Tap | None) -> None:
-    """Write `chunks` as they arrive. The writer stages them and writes (and taps) whole
-    blocks in a worker thread while the next block is received (FilesystemFileWriter)."""
-    async for chunk in chunks:
+Body = AsyncIterable[bytes] | Source
+"""A chunk stream: pieces as they arrive, or a Source that fills the writer's buffers."""
+
+
+async def pump(body: Body, writer: FileWriter, tap: Tap | None) -> None:
+    """Write `body` as it arrives. The writer stages it and writes (and taps) whole blocks
+    in a worker thread while the next block is received (FilesystemFileWriter)."""
+    if not isinstance(body, AsyncIterable):
+        await writer.receive(body, tap)
+        return
+    async for chunk in body:
         if chunk:
             await writer.write(chunk, tap)
 
@@ -201,7 +208,7 @@ class UploadStore:
         session, offset = await self._open(repo, uuid, UploadAction.APPEND)
         return self._status(session, offset)
 
-    async def append(self, repo: str, uuid: str, chunks: AsyncIterable[bytes],
+    async def append(self, repo: str, uuid: str, chunks: Body,
                      start: int | None = None) -> UploadStatus:
         """Append a chunk stream. `start` (from Content-Range) must equal the offset, else
         RangeInvalid with detail {"offset": n} and nothing is written."""
@@ -213,7 +220,7 @@ class UploadStore:
             return self._status(session, size)
 
     async def _write(self, session: _Session, writer: FileWriter,
-                     chunks: AsyncIterable[bytes] | None, commit: bool) -> int:
+                     chunks: Body | None, commit: bool) -> int:
         """Append `chunks` to the session data through `writer` (which this ends), hashing
         them in the same pass when the live hasher is in step with the data; fsync when
         `commit`. Returns the new size."""
@@ -236,7 +243,7 @@ class UploadStore:
         return writer.size
 
     async def commit(self, repo: str, uuid: str, digest: Digest,
-                     chunks: AsyncIterable[bytes] | None = None,
+                     chunks: Body | None = None,
                      start: int | None = None) -> BlobInfo:
         """Finish the upload as `digest`: append `chunks`, verify, move into place, link.
 
@@ -290,7 +297,7 @@ class UploadStore:
             session, _ = await self._open(repo, uuid, UploadAction.CANCEL)
             await self._remove(session, UploadState.CANCELLED)
 
-    async def put(self, repo: str, digest: Digest, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def put(self, repo: str, digest: Digest, chunks: Body) -> BlobInfo:
         """Monolithic upload (POST ?digest=): a session opened and committed in one call."""
         session = await self._begin(repo, shared=False)
         return await self.commit(repo, session.uuid, digest, chunks)

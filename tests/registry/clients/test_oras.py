@@ -59,3 +59,23 @@ def test_oras_push_with_subject_discover_and_pull(run, registry, oci_layout,
     manifest = registry.get_json(f"/v2/orastest/app/manifests/{ref['digest']}")
     assert manifest["subject"]["digest"] == desc["digest"]
     assert manifest["layers"][0]["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_oras_pushes_a_large_file_received_straight_from_the_socket(registry,
+                                                                     tmp_path: Path) -> None:
+    """oras sends a blob as one PUT with a Content-Length: over DIRECT_BODY_MIN, the registry
+    receives it from the socket itself (SocketBody) and closes the connection after."""
+    work = tmp_path / "big"
+    work.mkdir()
+    data = os.urandom(9 * 1024 * 1024 + 12345)
+    (work / "model.bin").write_bytes(data)
+    client = oras.client.OrasClient(insecure=True)
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        resp = client.push(target=f"{registry.host}/orastest/big:v1", files=["model.bin"])
+    finally:
+        os.chdir(cwd)
+    assert resp.status_code == 201
+    files = client.pull(target=f"{registry.host}/orastest/big:v1", outdir=str(tmp_path / "out"))
+    assert [Path(f).read_bytes() == data for f in files] == [True]

@@ -30,6 +30,7 @@ def _load_suite(name: str) -> object:
 
 
 DriverSuite = _load_suite("driver").DriverSuite  # type: ignore[attr-defined]
+SocketSource = _load_suite("driver").SocketSource  # type: ignore[attr-defined]
 
 
 class TestFilesystemDriver(DriverSuite):  # type: ignore[misc,valid-type]
@@ -139,6 +140,28 @@ class TestFilesystemStreamingWriter:
             await w.write(random.Random(2).randbytes(3 * DIRECT_BUFFER), tap=tap)
         with pytest.raises(OSError):
             await w.commit()  # never reports a failed stream as durable
+
+    async def test_a_failed_block_while_receiving_fails_the_writer_too(
+            self, tmp_path: Path) -> None:
+        calls = []
+
+        def tap(view: bytes | memoryview) -> None:
+            calls.append(len(view))
+            if len(calls) == 2:
+                raise ValueError("tap failed")
+
+        source = SocketSource()
+        try:
+            w = await FilesystemDriver(tmp_path).writer("f")
+            source.send_in_thread(random.Random(3).randbytes(3 * DIRECT_BUFFER + 10))
+            with pytest.raises(ValueError, match="tap failed"):
+                await w.receive(source, tap=tap)
+            with pytest.raises(OSError):
+                await w.commit()  # never reports a stream with a gap as durable
+        finally:
+            source.dispose()
+        size = (tmp_path / "f").stat().st_size
+        assert size % DIRECT_BUFFER == 0 and size <= DIRECT_BUFFER
 
     async def test_cancel_with_a_block_in_flight_leaves_no_file(self, tmp_path: Path) -> None:
         driver = FilesystemDriver(tmp_path)

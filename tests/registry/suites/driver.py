@@ -6,11 +6,55 @@ runs it over the filesystem and memory drivers.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
+import select
+import socket
+import threading
+import time
 
 import pytest
 
 from registry.storage.driver import InvalidPath, PathNotFound, StorageDriver
+
+
+class SocketSource:
+    """A Source over one end of a socket pair, read as the server reads a request body: a
+    non-blocking socket waited on with poll(2), which `close` interrupts. The other end is
+    `peer`; the stream ends when the peer closes."""
+
+    def __init__(self) -> None:
+        self._sock, self.peer = socket.socketpair()
+        self._sock.setblocking(False)
+        self.closed = False
+
+    def readinto(self, buf: memoryview) -> int:
+        while not self.closed:
+            try:
+                return self._sock.recv_into(buf)
+            except BlockingIOError:
+                select.select([self._sock], [], [], 0.05)
+        raise ConnectionAbortedError("source closed")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def send_in_thread(self, data: bytes, then_close: bool = True) -> threading.Thread:
+        def send() -> None:
+            try:
+                self.peer.sendall(data)
+            except OSError:  # the reader stopped early and the test disposed of the pair
+                return
+            if then_close:
+                self.peer.close()
+        thread = threading.Thread(target=send)
+        thread.start()
+        return thread
+
+    def dispose(self) -> None:
+        self._sock.close()
+        self.peer.close()
 
 
 async def _read_all(driver: StorageDriver, path: str, offset: int = 0,
@@ -164,3 +208,46 @@ class DriverSuite:
         assert {f.size async for f in driver.walk("w")} == {2}
         with pytest.raises(PathNotFound):
             _ = [f async for f in driver.walk("nothing")]
+
+    async def test_receive_appends_a_source_in_order_between_written_bytes(
+            self, driver: StorageDriver) -> None:
+        body = random.Random(5).randbytes(9 * 1024 * 1024 + 4099)  # blocks and an odd tail
+        source = SocketSource()
+        try:
+            h = hashlib.sha256()
+            w = await driver.writer("up/data")
+            await w.write(b"abc", tap=h.update)  # the source continues at an unaligned offset
+            sender = source.send_in_thread(body)
+            assert await w.receive(source, tap=h.update) == len(body)
+            await w.write(b"xyz", tap=h.update)
+            assert w.size == len(body) + 6
+            await w.commit()
+            sender.join()
+        finally:
+            source.dispose()
+        expected = b"abc" + body + b"xyz"
+        assert await driver.get_content("up/data") == expected
+        assert h.digest() == hashlib.sha256(expected).digest()
+
+    async def test_a_cancelled_receive_closes_its_source_and_gives_the_writer_back(
+            self, driver: StorageDriver) -> None:
+        source = SocketSource()
+        try:
+            w = await driver.writer("f")
+            await w.write(b"kept")
+            sender = source.send_in_thread(b"partial", then_close=False)  # then nothing more
+            receiving = asyncio.ensure_future(w.receive(source))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            receiving.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await receiving
+            assert source.closed
+            assert time.monotonic() - started < 2  # the reading thread let go of the writer
+            await w.write(b"!")
+            await w.close()
+            sender.join()
+        finally:
+            source.dispose()
+        assert (await driver.get_content("f")).startswith(b"kept")
+
