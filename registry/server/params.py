@@ -129,7 +129,9 @@ class SocketBody:
     ended and the transport paused. A storage thread then receives the rest from a duplicate of
     the socket (`readinto`, waiting in poll(2)). aiohttp's parser still expects the body it
     never saw, so the response closes the connection (`close_taken_connection`); the client
-    opens a new one for its next request.
+    opens a new one for its next request. Hence only a body that ends its upload (a monolithic
+    POST, a closing PUT) is taken: after a PATCH the session's next chunk could reconnect to
+    another worker process, whose live hasher is not in step with the data.
     """
 
     __slots__ = ("_left", "_head", "_sock", "_poll", "_lowat", "_lock", "_reading", "_closed",

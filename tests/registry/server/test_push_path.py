@@ -81,25 +81,30 @@ async def test_a_large_body_comes_from_the_socket_and_then_the_connection_closes
     assert "Connection" not in resp.headers  # a small body keeps its connection alive
 
 
-async def test_large_chunks_append_in_order_and_an_out_of_order_one_is_refused(reg) -> None:
-    data = os.urandom(2 * BIG)
+async def test_large_chunks_keep_their_connection_and_a_large_last_one_closes_it(reg) -> None:
+    data = os.urandom(3 * BIG)
     resp = await reg.post("/v2/big/blobs/uploads/")
     location = resp.headers["Location"]
     resp = await reg.patch(location, data=data[:BIG], headers={
         "Content-Range": f"0-{BIG - 1}", "Content-Type": "application/octet-stream"})
     assert resp.status == 202, await resp.text()
     assert resp.headers["Range"] == f"0-{BIG - 1}"
+    assert "Connection" not in resp.headers  # the next chunk comes to the same worker
     location = resp.headers["Location"]
-    resp = await reg.patch(location, data=data[BIG:], headers={  # skips ahead: 416
+    resp = await reg.patch(location, data=data[BIG:2 * BIG], headers={  # skips ahead: 416
         "Content-Range": f"{BIG + 5}-{2 * BIG + 4}",
         "Content-Type": "application/octet-stream"})
     assert resp.status == 416
     assert resp.headers["Range"] == f"0-{BIG - 1}"  # the session is as it was
-    resp = await reg.patch(location, data=data[BIG:], headers={
+    resp = await reg.patch(location, data=data[BIG:2 * BIG], headers={
         "Content-Range": f"{BIG}-{2 * BIG - 1}", "Content-Type": "application/octet-stream"})
     assert resp.status == 202, await resp.text()
-    resp = await reg.put(resp.headers["Location"], params={"digest": reg.sha(data)})
+    resp = await reg.put(resp.headers["Location"], params={"digest": reg.sha(data)},
+                         data=data[2 * BIG:], headers={
+                             "Content-Range": f"{2 * BIG}-{3 * BIG - 1}",
+                             "Content-Type": "application/octet-stream"})
     assert resp.status == 201, await resp.text()
+    assert resp.headers["Connection"] == "close"  # the closing chunk came from the socket
     got = await reg.get(f"/v2/big/blobs/{reg.sha(data)}")
     assert await got.read() == data
 
