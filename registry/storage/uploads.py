@@ -86,8 +86,9 @@ Body = AsyncIterable[bytes] | Source
 
 
 async def pump(body: Body, writer: FileWriter, tap: Tap | None) -> None:
-    """Write `body` as it arrives. The writer stages it and writes (and taps) whole blocks
-    in a worker thread while the next block is received (FilesystemFileWriter)."""
+    """Write `body` as it arrives: pieces through `write`, a Source through `receive`. The
+    writer writes (and taps) whole blocks in worker threads while the next block arrives
+    (FilesystemFileWriter)."""
     if not isinstance(body, AsyncIterable):
         await writer.receive(body, tap)
         return

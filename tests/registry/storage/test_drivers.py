@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import importlib.util
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +82,23 @@ async def _write_odd_pieces(driver: FilesystemDriver, path: str) -> tuple[bytes,
     assert w.size == sum(ODD_SIZES)
     await w.commit()
     return b"".join(pieces), tap.digest()
+
+
+def _mapping_of(address: int) -> dict[str, Any]:
+    """The /proc/self/smaps entry holding `address`: its permissions and kB counters."""
+    entry: dict[str, Any] | None = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            low, high = (int(x, 16) for x in head[0].split("-"))
+            if entry is not None:
+                break
+            if low <= address < high:
+                entry = {"perms": head[1]}
+        elif entry is not None and len(head) == 3 and head[2] == "kB":
+            entry[head[0][:-1]] = int(head[1])
+    assert entry is not None, hex(address)
+    return entry
 
 
 class TestFilesystemStreamingWriter:
@@ -162,6 +181,19 @@ class TestFilesystemStreamingWriter:
             source.dispose()
         size = (tmp_path / "f").stat().st_size
         assert size % DIRECT_BUFFER == 0 and size <= DIRECT_BUFFER
+
+    def test_staging_blocks_are_private_memory_with_huge_pages(self) -> None:
+        block = filesystem._buffers.take()
+        try:
+            block[:] = b"\x01" * len(block)  # touched, as a filled block is
+            start = ctypes.addressof(ctypes.c_char.from_buffer(block))
+            mapping = _mapping_of(start)
+            assert mapping["perms"].endswith("p")  # not MAP_SHARED, which is shmem
+            thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+            if "[never]" not in thp:  # this machine and CI: [madvise]
+                assert mapping["AnonHugePages"] >= 2048
+        finally:
+            filesystem._buffers.give(block)
 
     async def test_cancel_with_a_block_in_flight_leaves_no_file(self, tmp_path: Path) -> None:
         driver = FilesystemDriver(tmp_path)
