@@ -22,7 +22,7 @@ from registry.server.params import (
     close_taken_connection,
 )
 
-BIG = DIRECT_BODY_MIN + 1024 * 1024 + 4099  # taken over; several staging blocks, odd tail
+BIG = DIRECT_BODY_MIN + 1024 * 1024 + 4099  # taken over; over one staging block, odd tail
 
 
 async def test_a_streaming_body_is_read_in_large_socket_reads() -> None:
