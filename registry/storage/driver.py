@@ -19,11 +19,16 @@ never a part. `get_content` is for small objects only (manifests, session state)
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 Tap = Callable[[bytes | memoryview], object]
 """Called with every written byte, in order, in chunks of the writer's choosing (e.g.
@@ -82,6 +87,20 @@ class Source(Protocol):
     def close(self) -> None:
         """Stop reading: a readinto blocked now or called later raises. Any thread may call."""
         ...
+
+
+async def read_in_thread(source: Source, read: Callable[[Source], T],
+                         executor: concurrent.futures.Executor | None = None) -> T:
+    """`read(source)` in a worker thread. Cancelled, it closes `source` and returns (raising
+    CancelledError) only once that thread has stopped, so the caller owns its buffers again."""
+    reading = asyncio.get_running_loop().run_in_executor(executor, read, source)
+    try:
+        return await asyncio.shield(reading)
+    except asyncio.CancelledError:
+        source.close()  # the thread gives up at its next wait
+        with contextlib.suppress(BaseException):
+            await reading
+        raise
 
 
 class FileWriter(Protocol):

@@ -28,6 +28,7 @@ from registry.storage.driver import (
     Source,
     Tap,
     check_path,
+    read_in_thread,
 )
 
 T = TypeVar("T")
@@ -208,15 +209,7 @@ class FilesystemFileWriter:
         write while the next block arrives: no byte and no wake-up crosses the event loop."""
         await self._use_tap(tap)
         await self._wait()  # a block that `write` staged must not overtake this one
-        receiving = asyncio.get_running_loop().run_in_executor(
-            _receivers, self._receive_sync, source)
-        try:
-            return await asyncio.shield(receiving)
-        except asyncio.CancelledError:
-            source.close()  # the thread gives up at its next wait; then the writer is ours
-            with contextlib.suppress(BaseException):
-                await receiving
-            raise
+        return await read_in_thread(source, self._receive_sync, _receivers)
 
     def _receive_sync(self, source: Source) -> int:
         """The receiving thread's loop; one block write in flight at a time."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
@@ -15,6 +13,7 @@ from registry.storage.driver import (
     Source,
     Tap,
     check_path,
+    read_in_thread,
 )
 
 
@@ -54,15 +53,7 @@ class MemoryFileWriter:
         return total
 
     async def receive(self, source: Source, tap: Tap | None = None) -> int:
-        receiving = asyncio.ensure_future(asyncio.to_thread(_drain, source))
-        try:
-            data = await asyncio.shield(receiving)
-        except asyncio.CancelledError:
-            source.close()
-            with contextlib.suppress(BaseException):
-                await receiving
-            raise
-        return await self.write(data, tap)
+        return await self.write(await read_in_thread(source, _drain), tap)
 
     async def commit(self) -> None:
         self._closed = True
