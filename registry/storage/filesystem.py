@@ -77,8 +77,9 @@ _buffers = _BufferPool(DIRECT_BUFFER, _POOL_KEEP)
 # and must never hold up (or wait behind) the default executor's short jobs.
 _RECEIVERS = 64  # concurrent large uploads received at once; more wait for a thread
 _receivers = concurrent.futures.ThreadPoolExecutor(_RECEIVERS, thread_name_prefix="strata-receive")
-_block_writes = concurrent.futures.ThreadPoolExecutor(_RECEIVERS,
-                                                      thread_name_prefix="strata-blockwrite")
+_block_jobs = concurrent.futures.ThreadPoolExecutor(2 * _RECEIVERS,
+                                                    thread_name_prefix="strata-block")
+_InFlight = tuple[mmap.mmap, list[concurrent.futures.Future[None]]]  # a block: tap and write
 
 
 async def _run(fn: Callable[..., T], *args: Any) -> T:
@@ -204,17 +205,19 @@ class FilesystemFileWriter:
         return total
 
     async def receive(self, source: Source, tap: Tap | None = None) -> int:
-        """Receive `source` in a worker thread, straight into the staging blocks. That thread
-        taps each full block while it is still in cache and hands it to a second thread to
-        write while the next block arrives: no byte and no wake-up crosses the event loop."""
+        """Receive `source` in a worker thread, straight into the staging blocks. Each full
+        block is tapped and written by two more threads while the next one arrives, so that
+        an upload's last block is all that is left to hash when its last byte comes (a PATCH
+        answers sooner); no byte and no wake-up crosses the event loop."""
         await self._use_tap(tap)
         await self._wait()  # a block that `write` staged must not overtake this one
         return await read_in_thread(source, self._receive_sync, _receivers)
 
     def _receive_sync(self, source: Source) -> int:
-        """The receiving thread's loop; one block write in flight at a time."""
+        """The receiving thread's loop. A full block is tapped and written by two block
+        threads while the next one fills (as `_submit` does); one block in flight at a time."""
         total = 0
-        writing: tuple[concurrent.futures.Future[None], mmap.mmap] | None = None
+        in_flight: _InFlight | None = None
         try:
             while True:
                 if self._buf is None:
@@ -229,33 +232,35 @@ class FilesystemFileWriter:
                 if self._fill == len(self._buf):
                     job = self._take_block()
                     assert job is not None
-                    try:
-                        _tap_block(job)
-                    except BaseException:
-                        self._failed = True  # the block is gone: write nothing after the gap
-                        _buffers.give(job.buf)
-                        raise
-                    if writing is not None:
-                        self._written(writing)
-                    writing = (_block_writes.submit(self._write_block, job), job.buf)
+                    landing, in_flight = in_flight, None
+                    if landing is not None:
+                        try:
+                            self._landed(landing)
+                        except BaseException:
+                            _buffers.give(job.buf)  # failed before it: never written
+                            raise
+                    futures = [_block_jobs.submit(self._write_block, job)]
+                    if job.tap is not None:
+                        futures.append(_block_jobs.submit(_tap_block, job))
+                    in_flight = (job.buf, futures)
         finally:
-            if writing is not None:
-                self._written(writing)
+            if in_flight is not None:
+                self._landed(in_flight)
 
-    def _written(self, writing: tuple[concurrent.futures.Future[None], mmap.mmap]) -> None:
-        """Wait for a block write; its buffer becomes the spare. A failed write fails the
+    def _landed(self, in_flight: _InFlight) -> None:
+        """Wait for a block's tap and write; its buffer becomes the spare. A failure fails the
         writer (nothing more is written, as after a failed `_submit` block)."""
-        future, buf = writing
-        try:
+        buf, futures = in_flight
+        concurrent.futures.wait(futures)
+        if self._spare is None:
+            self._spare = buf
+        else:
+            _buffers.give(buf)
+        for future in futures:
+            if future.exception() is not None:
+                self._failed = True
+        for future in futures:
             future.result()
-        except BaseException:
-            self._failed = True
-            raise
-        finally:
-            if self._spare is None:
-                self._spare = buf
-            else:
-                _buffers.give(buf)
 
     async def _use_tap(self, tap: Tap | None) -> None:
         """Staged bytes keep the tap they were staged with: a new tap starts a new block."""

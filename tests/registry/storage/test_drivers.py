@@ -179,8 +179,8 @@ class TestFilesystemStreamingWriter:
                 await w.commit()  # never reports a stream with a gap as durable
         finally:
             source.dispose()
-        size = (tmp_path / "f").stat().st_size
-        assert size % DIRECT_BUFFER == 0 and size <= DIRECT_BUFFER
+        size = (tmp_path / "f").stat().st_size  # the second block was written as it was
+        assert size % DIRECT_BUFFER == 0 and size <= 2 * DIRECT_BUFFER  # tapped; not the third
 
     def test_staging_blocks_are_private_memory_with_huge_pages(self) -> None:
         block = filesystem._buffers.take()
