@@ -140,17 +140,20 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
         JsonAccessLogger,
         access_log,
         create_app,
+        hand_back_to,
     )
     from registry.server.params import BODY_READ_SIZE
 
     sink = AccessLogSink(sys.stderr)
     AccessLogger.sink = sink
     logger_class = JsonAccessLogger if config.log_format == "json" else AccessLogger
+    app = create_app(config)
     runner = web.AppRunner(
-        create_app(config), handle_signals=False, shutdown_timeout=5,
+        app, handle_signals=False, shutdown_timeout=5,
         read_bufsize=BODY_READ_SIZE, access_log=access_log if config.access_log else None,
         access_log_class=logger_class)
     await runner.setup()
+    hand_back_to(app, runner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -26,7 +26,12 @@ from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware
-from registry.server.params import close_taken_connection
+from registry.server.params import (
+    HAND_BACK,
+    ConnectionHandBack,
+    close_taken_connection,
+    return_taken_connection,
+)
 from registry.storage import (
     ManifestInfo,
     ManifestListener,
@@ -74,12 +79,20 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     `driver` replaces the filesystem driver on `config.root` (tests run the API over the
     memory driver too, which has no local files and so exercises the streaming blob path).
     """
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 ** 2)
+    app = web.Application(middlewares=[return_taken_connection, error_middleware],
+                          client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
+    app[HAND_BACK] = ConnectionHandBack()  # see hand_back_to
     app.on_response_prepare.append(close_taken_connection)
     add_routes(app)
     app.cleanup_ctx.append(functools.partial(_lifecycle, driver=driver))
     return app
+
+
+def hand_back_to(app: web.Application, runner: web.BaseRunner) -> None:
+    """Connections that SocketBodies took over go back to `runner`'s server once their body is
+    in (call after `runner.setup()`); until then they close after their response."""
+    app[HAND_BACK].protocol_factory = runner.server
 
 
 async def _lifecycle(app: web.Application,

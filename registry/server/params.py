@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
 from registry.oci.digest import Digest
 from registry.oci.errors import (
@@ -107,16 +110,44 @@ BODY_IDLE_TIMEOUT = 300.0
 
 _POLL_SECONDS = 0.5  # how soon a receiving thread notices `close`
 
+HAND_BACK_SECONDS = 10.0
+"""How long a connection taken by a SocketBody may take to be ready to go back to aiohttp
+(the rest of a body its handler left unread received, the response sent) before it closes
+instead. aiohttp lingers as long over an unread body."""
+
 SOCKET_BODY = web.RequestKey("socket_body", object)
-"""The SocketBody that took a request's connection over (its response closes the connection)."""
+"""The SocketBody that took a request's connection over."""
 
 
-def request_body(request: web.Request) -> AsyncIterable[bytes] | SocketBody:
+@dataclass
+class ConnectionHandBack:
+    """Where connections taken over by a SocketBody go back once their body is in: the
+    server's protocol factory (aiohttp's `web.Server`, set after the runner's setup). Without
+    one, such a connection closes after its response."""
+
+    protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None
+
+
+HAND_BACK = web.AppKey("hand_back", ConnectionHandBack)
+
+
+def request_body(request: web.Request,
+                 ends_upload: bool = True) -> AsyncIterable[bytes] | SocketBody:
     """The request body for storage: a SocketBody where one can take the connection over,
-    else the pieces aiohttp parses (body_pieces)."""
-    if SocketBody.fits(request):
+    else the pieces aiohttp parses (body_pieces).
+
+    A body that does not end its upload (a PATCH) is taken only where its connection goes
+    back to aiohttp afterwards: were it closed, the session's next chunk could reach another
+    worker process, whose live hasher is not in step with the data (a re-hash at commit).
+    """
+    if SocketBody.fits(request) and (ends_upload or _can_hand_back(request)):
         return SocketBody(request)
     return body_pieces(request)
+
+
+def _can_hand_back(request: web.Request) -> bool:
+    hand_back = request.app.get(HAND_BACK)
+    return hand_back is not None and hand_back.protocol_factory is not None
 
 
 class SocketBody:
@@ -127,14 +158,18 @@ class SocketBody:
     a Content-Length on a plain TCP connection is taken over instead, as soon as the handler
     asks for it: what aiohttp has parsed so far is kept as the head, the payload stream is
     ended and the transport paused. A storage thread then receives the rest from a duplicate of
-    the socket (`readinto`, waiting in poll(2)). aiohttp's parser still expects the body it
-    never saw, so the response closes the connection (`close_taken_connection`); the client
-    opens a new one for its next request. Hence only a body that ends its upload (a monolithic
-    POST, a closing PUT) is taken: after a PATCH the session's next chunk could reconnect to
-    another worker process, whose live hasher is not in step with the data.
+    the socket (`readinto`, waiting in poll(2)).
+
+    aiohttp's parser still expects the body it never saw, so that connection cannot serve
+    another request. Once the whole body is in and the response has left, the duplicate
+    socket goes back to aiohttp as a new connection with a fresh parser (`hand_back`,
+    `return_taken_connection`); the old transport closes its own descriptor only, so the
+    client keeps its keep-alive connection. A body cut short closes the connection
+    (`close_taken_connection`).
     """
 
     __slots__ = ("_left", "_head", "_sock", "_poll", "_lowat", "_lock", "_reading", "_closed",
+                 "handed_back",
                  "_idle_timeout")
 
     def __init__(self, request: web.Request, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
@@ -144,6 +179,7 @@ class SocketBody:
         self._lock = threading.Lock()
         self._reading = False
         self._closed = False
+        self.handed_back = False
         self._sock: socket.socket | None = None
         content = request.content
         pieces = []
@@ -177,6 +213,30 @@ class SocketBody:
 
     def readinto(self, buf: memoryview) -> int:
         """Fill `buf` from the head, then from the socket (a worker thread calls this)."""
+        return self._readinto(buf, self._idle_timeout)
+
+    @property
+    def received_all(self) -> bool:
+        """Every body byte has been read (and nothing has failed)."""
+        return not (self._head or self._left or self._closed)
+
+    def discard_rest(self, seconds: float) -> bool:
+        """Receive and drop what the handler left of the body (a worker thread calls this),
+        as aiohttp lingers over an unread body, so that the client reads its response rather
+        than a reset and the connection can go on. False if that takes over `seconds`, or the
+        connection fails."""
+        deadline = time.monotonic() + seconds
+        scratch = memoryview(bytearray(RECV_LOWAT))
+        try:
+            while self._head or self._left:
+                if (left := deadline - time.monotonic()) <= 0:
+                    return False
+                self._readinto(scratch, left)
+        except OSError:  # TimeoutError and ConnectionError included
+            return False
+        return True
+
+    def _readinto(self, buf: memoryview, idle_timeout: float) -> int:
         if self._head:
             n = min(len(buf), len(self._head))
             buf[:n] = self._head[:n]
@@ -188,23 +248,27 @@ class SocketBody:
             if self._closed or self._sock is None:
                 raise ConnectionAbortedError("the upload was cancelled")
             self._reading = True
+            sock = self._sock
+        received = False
         try:
-            n = self._receive(self._sock, buf[:self._left])
+            n = self._receive(sock, buf[:self._left], idle_timeout)
+            self._left -= n
+            if not self._left:  # all in: wake the next owner for any byte again
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+            received = True
         finally:
             with self._lock:
                 self._reading = False
+                self._closed = self._closed or not received  # a failed body cannot go on
                 if self._closed:
                     self._release()
-        self._left -= n
-        if not self._left:
-            self.close()
         return n
 
-    def _receive(self, sock: socket.socket, view: memoryview) -> int:
+    def _receive(self, sock: socket.socket, view: memoryview, idle_timeout: float) -> int:
         if self._left < self._lowat:  # the last bytes: wake for what is left
             self._lowat = self._left
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self._lowat)
-        deadline = time.monotonic() + self._idle_timeout
+        deadline = time.monotonic() + idle_timeout
         while True:
             try:
                 n = sock.recv_into(view)
@@ -212,7 +276,7 @@ class SocketBody:
                 if self._closed:
                     raise ConnectionAbortedError("the upload was cancelled") from None
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"no body bytes for {self._idle_timeout:.0f} s "
+                    raise TimeoutError(f"no body bytes for {idle_timeout:.0f} s "
                                        f"with {self._left} to come") from None
                 self._poll.poll(_POLL_SECONDS * 1000)
                 continue
@@ -228,17 +292,81 @@ class SocketBody:
             if not self._reading:
                 self._release()
 
+    def hand_back(self) -> socket.socket | None:
+        """The socket, once the whole body is in (on the event loop); None otherwise.
+
+        The caller owns it from then on; `close` leaves it alone.
+        """
+        with self._lock:
+            if self._closed or self._reading or self._left or self._sock is None:
+                return None
+            sock, self._sock = self._sock, None
+            self._closed = self.handed_back = True
+        self._poll.unregister(sock)
+        return sock
+
     def _release(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
 
 
-async def close_taken_connection(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a connection a SocketBody took over closes after the response
-    (`Connection: close`), and the SocketBody's socket with it."""
+@web.middleware
+async def return_taken_connection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Send the response to a request whose body a SocketBody received, then give the
+    connection back to aiohttp as a new one (the client's keep-alive connection lives on).
+
+    Outermost middleware, so it sees every response, error responses included. The rest of
+    a body the handler did not read (say, a chunk answered with 416) is received and dropped
+    first. Where that fails, or the response does not leave within HAND_BACK_SECONDS,
+    `close_taken_connection` closes the connection instead.
+    """
+    response = await handler(request)
     body = request.get(SOCKET_BODY)
-    if isinstance(body, SocketBody):
+    if not isinstance(body, SocketBody) or response.prepared or not _can_hand_back(request):
+        return response
+    transport = request.transport
+    if transport is None or (not body.received_all and not await asyncio.to_thread(
+            body.discard_rest, HAND_BACK_SECONDS)):
+        return response
+    sock = body.hand_back()
+    if sock is None:
+        return response
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+        if not await _sent(transport):
+            sock.close()
+            response.force_close()
+            return response
+        factory = request.app[HAND_BACK].protocol_factory
+        assert factory is not None
+        await asyncio.get_running_loop().connect_accepted_socket(factory, sock)
+    except BaseException:
+        sock.close()
+        raise
+    # aiohttp closes its transport after this response: that closes its own descriptor
+    # only, and the connection goes on through `sock`'s.
+    response.force_close()
+    return response
+
+
+async def _sent(transport: asyncio.BaseTransport) -> bool:
+    """Wait until the transport's write buffer is in the kernel (True), or give up."""
+    assert isinstance(transport, asyncio.WriteTransport)
+    deadline = time.monotonic() + HAND_BACK_SECONDS
+    while transport.get_write_buffer_size():
+        if transport.is_closing() or time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return not transport.is_closing()
+
+
+async def close_taken_connection(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a connection a SocketBody took over and did not hand back
+    closes after the response (`Connection: close`), and the SocketBody's socket with it."""
+    body = request.get(SOCKET_BODY)
+    if isinstance(body, SocketBody) and not body.handed_back:
         body.close()
         response.force_close()  # aiohttp closes after sending; the header is already made:
         response.headers[hdrs.CONNECTION] = "close"

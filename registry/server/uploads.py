@@ -14,7 +14,6 @@ from registry.oci.reference import validate_name
 from registry.server import keys
 from registry.server.errors import error_response
 from registry.server.params import (
-    body_pieces,
     content_range_start,
     parse_digest,
     range_header,
@@ -107,9 +106,8 @@ async def patch_upload(request: web.Request) -> web.Response:
     store = request.app[keys.STORE]
     try:
         start = content_range_start(request)
-        # Not a SocketBody, which would close the connection: the next chunk could then
-        # reach another worker process, whose hasher is not in step (a re-hash at commit).
-        status = await store.uploads.append(name, uuid, body_pieces(request), start)
+        body = request_body(request, ends_upload=False)
+        status = await store.uploads.append(name, uuid, body, start)
     except RangeInvalid as exc:
         return await _range_error(request, name, uuid, exc)
     return web.Response(status=202, headers=_session_headers(name, status))

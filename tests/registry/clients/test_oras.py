@@ -64,7 +64,8 @@ def test_oras_push_with_subject_discover_and_pull(run, registry, oci_layout,
 def test_oras_pushes_a_large_file_received_straight_from_the_socket(registry,
                                                                      tmp_path: Path) -> None:
     """oras sends a blob as one PUT with a Content-Length: over DIRECT_BODY_MIN, the registry
-    receives it from the socket itself (SocketBody) and closes the connection after."""
+    receives it from the socket itself (SocketBody), then hands the connection back to aiohttp
+    for the requests that follow on it (the manifest PUT)."""
     work = tmp_path / "big"
     work.mkdir()
     data = os.urandom(9 * 1024 * 1024 + 12345)

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from blockbuster import BlockBuster, blockbuster_ctx
 
 from registry.oci import mediatypes as mt
-from registry.server.app import create_app
+from registry.server.app import create_app, hand_back_to
 from registry.server.config import RegistryConfig
 from registry.storage import MemoryDriver
 
@@ -152,8 +152,11 @@ async def reg(registry_config: RegistryConfig, driver_kind: str,
               blockbuster: BlockBuster) -> AsyncIterator[Registry]:
     registry_config.root.mkdir(parents=True, exist_ok=True)
     driver = MemoryDriver() if driver_kind == "memory" else None
-    client = TestClient(TestServer(create_app(registry_config, driver), host="127.0.0.1"))
+    app = create_app(registry_config, driver)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
+    assert client.server.runner is not None
+    hand_back_to(app, client.server.runner)
     try:
         yield Registry(client, registry_config.root)
     finally:
@@ -168,8 +171,11 @@ async def make_reg(tmp_path: Path, blockbuster: BlockBuster) -> AsyncIterator[An
     async def start(name: str = "other", **changes: Any) -> Registry:
         config = make_config(tmp_path / name, **changes)
         config.root.mkdir(parents=True, exist_ok=True)
-        client = TestClient(TestServer(create_app(config), host="127.0.0.1"))
+        app = create_app(config)
+        client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
+        assert client.server.runner is not None
+        hand_back_to(app, client.server.runner)
         clients.append(client)
         return Registry(client, config.root)
 

@@ -14,12 +14,17 @@ import time
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from registry.server.app import hand_back_to
 from registry.server.params import (
     BODY_READ_SIZE,
     DIRECT_BODY_MIN,
+    HAND_BACK,
+    ConnectionHandBack,
     SocketBody,
     body_pieces,
     close_taken_connection,
+    request_body,
+    return_taken_connection,
 )
 
 BIG = DIRECT_BODY_MIN + 1024 * 1024 + 4099  # taken over; over one staging block, odd tail
@@ -66,47 +71,138 @@ async def test_a_large_blob_pushed_around_the_page_cache_reads_back_intact(reg) 
     assert await ranged.read() == data[8388600:8388701]
 
 
-async def test_a_large_body_comes_from_the_socket_and_then_the_connection_closes(reg) -> None:
+class RawConnection:
+    """One HTTP/1.1 keep-alive connection at the byte level, so that a test sees which
+    requests share it: requests go out as given, responses come back whole."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> RawConnection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    def send(self, method: str, path: str, body: bytes = b"", **headers: str) -> None:
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(head.encode() + b"\r\n" + body)
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        status_line = await self.reader.readline()
+        assert status_line, "the server closed the connection"
+        headers = {}
+        while (line := await self.reader.readline()) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split()[1]), headers, body
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      **headers: str) -> tuple[int, dict[str, str], bytes]:
+        self.send(method, path, body, **headers)
+        return await self.response()
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def test_a_large_body_comes_from_the_socket_and_its_connection_goes_on(reg) -> None:
     data = os.urandom(BIG)
     digest = reg.sha(data)
-    resp = await reg.post("/v2/big/blobs/uploads/", params={"digest": digest}, data=data)
-    assert resp.status == 201, await resp.text()
-    assert resp.headers["Connection"] == "close"  # aiohttp's parser never saw the body
-    got = await reg.get(f"/v2/big/blobs/{digest}")  # a new connection serves the next request
-    assert await got.read() == data
+    conn = await RawConnection.open(reg.server.port)
+    status, headers, _ = await conn.request(
+        "POST", f"/v2/big/blobs/uploads/?digest={digest}", data,
+        Content_Type="application/octet-stream")
+    assert status == 201
+    assert "connection" not in headers  # the connection went back to aiohttp: keep-alive
+    status, _, got = await conn.request("GET", f"/v2/big/blobs/{digest}")
+    assert (status, got) == (200, data)
     small = os.urandom(1000)
-    resp = await reg.post("/v2/big/blobs/uploads/", params={"digest": reg.sha(small)},
-                          data=small)
-    assert resp.status == 201
-    assert "Connection" not in resp.headers  # a small body keeps its connection alive
+    status, headers, _ = await conn.request(
+        "POST", f"/v2/big/blobs/uploads/?digest={reg.sha(small)}", small)
+    assert status == 201
+    assert "connection" not in headers
+    await conn.close()
 
 
-async def test_large_chunks_keep_their_connection_and_a_large_last_one_closes_it(reg) -> None:
+async def test_large_chunks_come_from_the_socket_and_share_one_connection(reg) -> None:
     data = os.urandom(3 * BIG)
-    resp = await reg.post("/v2/big/blobs/uploads/")
-    location = resp.headers["Location"]
-    resp = await reg.patch(location, data=data[:BIG], headers={
-        "Content-Range": f"0-{BIG - 1}", "Content-Type": "application/octet-stream"})
-    assert resp.status == 202, await resp.text()
-    assert resp.headers["Range"] == f"0-{BIG - 1}"
-    assert "Connection" not in resp.headers  # the next chunk comes to the same worker
-    location = resp.headers["Location"]
-    resp = await reg.patch(location, data=data[BIG:2 * BIG], headers={  # skips ahead: 416
-        "Content-Range": f"{BIG + 5}-{2 * BIG + 4}",
-        "Content-Type": "application/octet-stream"})
-    assert resp.status == 416
-    assert resp.headers["Range"] == f"0-{BIG - 1}"  # the session is as it was
-    resp = await reg.patch(location, data=data[BIG:2 * BIG], headers={
-        "Content-Range": f"{BIG}-{2 * BIG - 1}", "Content-Type": "application/octet-stream"})
-    assert resp.status == 202, await resp.text()
-    resp = await reg.put(resp.headers["Location"], params={"digest": reg.sha(data)},
-                         data=data[2 * BIG:], headers={
-                             "Content-Range": f"{2 * BIG}-{3 * BIG - 1}",
-                             "Content-Type": "application/octet-stream"})
-    assert resp.status == 201, await resp.text()
-    assert resp.headers["Connection"] == "close"  # the closing chunk came from the socket
-    got = await reg.get(f"/v2/big/blobs/{reg.sha(data)}")
-    assert await got.read() == data
+    conn = await RawConnection.open(reg.server.port)
+    status, headers, _ = await conn.request("POST", "/v2/big/blobs/uploads/")
+    assert status == 202
+    status, headers, _ = await conn.request(
+        "PATCH", headers["location"], data[:BIG], Content_Range=f"0-{BIG - 1}",
+        Content_Type="application/octet-stream")
+    assert status == 202
+    assert headers["range"] == f"0-{BIG - 1}"
+    assert "connection" not in headers  # the next chunk comes on it, to the same worker
+    location = headers["location"]
+    status, headers, _ = await conn.request(  # skips ahead: 416, the session as it was
+        "PATCH", location, data[BIG:2 * BIG], Content_Range=f"{BIG + 5}-{2 * BIG + 4}")
+    assert (status, headers["range"]) == (416, f"0-{BIG - 1}")
+    assert "connection" not in headers  # the unread body was dropped: the connection goes on
+    status, headers, _ = await conn.request(
+        "PATCH", location, data[BIG:2 * BIG], Content_Range=f"{BIG}-{2 * BIG - 1}")
+    assert status == 202
+    status, headers, _ = await conn.request(
+        "PUT", f"{headers['location']}?digest={reg.sha(data)}", data[2 * BIG:],
+        Content_Range=f"{2 * BIG}-{3 * BIG - 1}")
+    assert status == 201
+    assert "connection" not in headers
+    status, _, got = await conn.request("GET", f"/v2/big/blobs/{reg.sha(data)}")
+    assert (status, got) == (200, data)
+    await conn.close()
+
+
+async def test_a_request_sent_right_behind_a_taken_body_is_served(reg) -> None:
+    data = os.urandom(BIG)
+    conn = await RawConnection.open(reg.server.port)
+    status, headers, _ = await conn.request("POST", "/v2/big/blobs/uploads/")
+    conn.send("PATCH", headers["location"], data)  # both in one go: the socket holds the
+    conn.send("GET", headers["location"])         # GET behind the body when it is taken
+    status, headers, _ = await conn.response()
+    assert (status, headers["range"]) == (202, f"0-{BIG - 1}")
+    status, headers, _ = await conn.response()
+    assert (status, headers["range"]) == (204, f"0-{BIG - 1}")
+    await conn.close()
+
+
+async def test_a_chunk_is_taken_only_where_its_connection_can_come_back() -> None:
+    """Without a server to hand the connection back to, a PATCH body stays with aiohttp (the
+    connection lives on) and only a body that ends its upload is taken (and closes it)."""
+    taken: list[str] = []
+
+    async def consume(request: web.Request) -> web.Response:
+        body = request_body(request, ends_upload=request.method != "PATCH")
+        taken.append(type(body).__name__)
+        total = 0
+        if isinstance(body, SocketBody):
+            buf = memoryview(bytearray(1024 * 1024))
+            while n := await asyncio.to_thread(body.readinto, buf):
+                total += n
+        else:
+            async for piece in body:
+                total += len(piece)
+        return web.Response(text=str(total))
+
+    data = os.urandom(BIG)
+    for hand_back in (False, True):
+        app = web.Application(middlewares=[return_taken_connection])
+        app[HAND_BACK] = ConnectionHandBack()
+        app.on_response_prepare.append(close_taken_connection)
+        app.router.add_route("*", "/", consume)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            if hand_back:
+                assert client.server.runner is not None
+                hand_back_to(app, client.server.runner)
+            conn = await RawConnection.open(client.server.port)
+            for method in ("PATCH", "PUT"):
+                status, headers, body = await conn.request(method, "/", data)
+                assert (status, body) == (200, str(BIG).encode())
+            assert "connection" not in headers if hand_back else headers["connection"] == "close"
+            await conn.close()
+    assert taken == ["async_generator", "SocketBody", "SocketBody", "SocketBody"]
 
 
 async def test_a_digest_mismatch_on_a_large_body_leaves_nothing(reg) -> None:
@@ -173,10 +269,13 @@ async def test_a_stalled_body_times_out_and_a_closed_one_lets_go_at_once() -> No
             return web.Response(status=408, text=str(exc))
         return web.Response(text=str(total))
 
-    app = web.Application()
+    app = web.Application(middlewares=[return_taken_connection])
+    app[HAND_BACK] = ConnectionHandBack()
     app.on_response_prepare.append(close_taken_connection)
     app.router.add_put("/", consume)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        assert client.server.runner is not None
+        hand_back_to(app, client.server.runner)  # a failed body's connection closes all the same
         port = client.server.port
         for idle, status, how in (("0.5", b"408", "TimeoutError"),
                                   ("60", b"499", "ConnectionAbortedError")):
