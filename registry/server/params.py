@@ -185,7 +185,7 @@ class SocketBody:
         pieces = []
         while piece := content.read_nowait():  # (this may resume the transport: paused below)
             pieces.append(piece)
-        self._head = memoryview(b"".join(pieces))
+        self._head = memoryview(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         self._left = max(request.content_length - len(self._head), 0)
         if not self._left:  # aiohttp had it all: the connection stays as it is
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -175,6 +176,48 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
             for _ in range(4):
                 with urllib.request.urlopen(f"{url}/v2/multi/blobs/{digest}") as resp:
                     assert resp.read() == data
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+
+
+def test_large_chunks_share_one_connection_and_one_worker(tmp_path: Path) -> None:
+    """Chunks of 4 MiB or more come straight from the socket; each worker hands the connection
+    back to its server afterwards, so the whole upload stays on one keep-alive connection (and
+    one worker's live hasher)."""
+    from registry.server.params import DIRECT_BODY_MIN
+
+    port = free_port()
+    log_path = tmp_path / "log"
+    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
+    try:
+        _wait_for_lines(log_path, "listening on", 2)
+        size = DIRECT_BODY_MIN + 12_345
+        data = os.urandom(3 * size)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v2/keep/blobs/uploads/")
+        resp = conn.getresponse()
+        resp.read()
+        location = resp.headers["Location"]
+        sock = conn.sock
+        for start in range(0, 2 * size, size):
+            conn.request("PATCH", location, body=data[start:start + size],
+                         headers={"Content-Range": f"{start}-{start + size - 1}"})
+            resp = conn.getresponse()
+            resp.read()
+            assert (resp.status, resp.headers["Range"]) == (202, f"0-{start + size - 1}")
+            assert resp.headers["Connection"] is None
+            location = resp.headers["Location"]
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        conn.request("PUT", f"{location}?digest={digest}", body=data[2 * size:])
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 201
+        conn.request("GET", f"/v2/keep/blobs/{digest}")
+        resp = conn.getresponse()
+        assert resp.read() == data
+        assert conn.sock is sock  # one connection from start to end
+        conn.close()
     finally:
         _stop(proc)
     assert proc.returncode == 0
