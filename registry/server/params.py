@@ -298,7 +298,7 @@ class SocketBody:
         The caller owns it from then on; `close` leaves it alone.
         """
         with self._lock:
-            if self._closed or self._reading or self._left or self._sock is None:
+            if self._closed or self._reading or self._head or self._left or self._sock is None:
                 return None
             sock, self._sock = self._sock, None
             self._closed = self.handed_back = True
