@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from blockbuster import BlockBuster, blockbuster_ctx
 
@@ -147,16 +147,21 @@ def driver_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+async def _serve(app: web.Application) -> TestClient[web.Request, web.Application]:
+    """Serve `app` on loopback as `strata-registry serve` does (taken connections come back)."""
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    assert client.server.runner is not None
+    hand_back_to(app, client.server.runner)
+    return client
+
+
 @pytest.fixture
 async def reg(registry_config: RegistryConfig, driver_kind: str,
               blockbuster: BlockBuster) -> AsyncIterator[Registry]:
     registry_config.root.mkdir(parents=True, exist_ok=True)
     driver = MemoryDriver() if driver_kind == "memory" else None
-    app = create_app(registry_config, driver)
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    assert client.server.runner is not None
-    hand_back_to(app, client.server.runner)
+    client = await _serve(create_app(registry_config, driver))
     try:
         yield Registry(client, registry_config.root)
     finally:
@@ -171,11 +176,7 @@ async def make_reg(tmp_path: Path, blockbuster: BlockBuster) -> AsyncIterator[An
     async def start(name: str = "other", **changes: Any) -> Registry:
         config = make_config(tmp_path / name, **changes)
         config.root.mkdir(parents=True, exist_ok=True)
-        app = create_app(config)
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        assert client.server.runner is not None
-        hand_back_to(app, client.server.runner)
+        client = await _serve(create_app(config))
         clients.append(client)
         return Registry(client, config.root)
 

@@ -19,6 +19,7 @@ from transfer_registries import wait_for_v2
 
 from registry.server.__main__ import main
 from registry.server.config import ConfigError, load_config
+from registry.server.params import DIRECT_BODY_MIN
 
 
 def test_defaults() -> None:
@@ -185,8 +186,6 @@ def test_large_chunks_share_one_connection_and_one_worker(tmp_path: Path) -> Non
     """Chunks of 4 MiB or more come straight from the socket; each worker hands the connection
     back to its server afterwards, so the whole upload stays on one keep-alive connection (and
     one worker's live hasher)."""
-    from registry.server.params import DIRECT_BODY_MIN
-
     port = free_port()
     log_path = tmp_path / "log"
     proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
