@@ -168,6 +168,44 @@ async def test_a_request_sent_right_behind_a_taken_body_is_served(reg) -> None:
     await conn.close()
 
 
+async def test_a_client_waiting_for_100_continue_keeps_its_connection(reg) -> None:
+    data = os.urandom(BIG)
+    conn = await RawConnection.open(reg.server.port)
+    status, headers, _ = await conn.request("POST", "/v2/big/blobs/uploads/")
+    location = headers["location"]
+    conn.writer.write(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {BIG}\r\n"
+                      "Expect: 100-continue\r\n\r\n".encode())  # curl's way for large bodies
+    assert await conn.reader.readline() == b"HTTP/1.1 100 Continue\r\n"
+    assert await conn.reader.readline() == b"\r\n"
+    conn.writer.write(data)
+    status, headers, _ = await conn.response()
+    assert (status, headers["range"], headers.get("connection")) == (202, f"0-{BIG - 1}", None)
+    status, headers, _ = await conn.request("GET", location)
+    assert (status, headers["range"]) == (204, f"0-{BIG - 1}")
+    await conn.close()
+
+
+async def test_concurrent_chunked_uploads_each_keep_their_connection(reg) -> None:
+    async def upload(i: int) -> None:
+        data = os.urandom(2 * BIG + i)
+        conn = await RawConnection.open(reg.server.port)
+        status, headers, _ = await conn.request("POST", f"/v2/many/r{i}/blobs/uploads/")
+        for start in range(0, len(data), BIG):
+            piece = data[start:start + BIG]
+            status, headers, _ = await conn.request(
+                "PATCH", headers["location"], piece,
+                Content_Range=f"{start}-{start + len(piece) - 1}")
+            assert (status, headers.get("connection")) == (202, None)
+        status, headers, _ = await conn.request(
+            "PUT", f"{headers['location']}?digest={reg.sha(data)}")
+        assert status == 201
+        status, _, got = await conn.request("GET", f"/v2/many/r{i}/blobs/{reg.sha(data)}")
+        assert (status, got) == (200, data)
+        await conn.close()
+
+    await asyncio.gather(*(upload(i) for i in range(8)))
+
+
 async def test_a_chunk_is_taken_only_where_its_connection_can_come_back() -> None:
     """Without a server to hand the connection back to, a PATCH body stays with aiohttp (the
     connection lives on) and only a body that ends its upload is taken (and closes it)."""
