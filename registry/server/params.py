@@ -323,8 +323,9 @@ async def return_taken_connection(request: web.Request, handler: Handler) -> web
     """
     response = await handler(request)
     body = request.get(SOCKET_BODY)
-    if not isinstance(body, SocketBody) or response.prepared or not _can_hand_back(request):
-        return response
+    if (not isinstance(body, SocketBody) or response.prepared or not request.keep_alive
+            or not _can_hand_back(request)):
+        return response  # (a client that asked to close gets its wish)
     transport = request.transport
     if transport is None or (not body.received_all and not await asyncio.to_thread(
             body.discard_rest, HAND_BACK_SECONDS)):

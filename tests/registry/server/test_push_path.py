@@ -185,6 +185,17 @@ async def test_a_client_waiting_for_100_continue_keeps_its_connection(reg) -> No
     await conn.close()
 
 
+async def test_a_client_that_asks_to_close_after_a_taken_body_is_closed_on(reg) -> None:
+    data = os.urandom(BIG)
+    conn = await RawConnection.open(reg.server.port)
+    status, headers, _ = await conn.request("POST", "/v2/big/blobs/uploads/")
+    status, headers, _ = await conn.request("PATCH", headers["location"], data,
+                                            Connection="close")
+    assert (status, headers["connection"]) == (202, "close")
+    assert await asyncio.wait_for(conn.reader.read(1), 5) == b""  # the server closed it
+    await conn.close()
+
+
 async def test_concurrent_chunked_uploads_each_keep_their_connection(reg) -> None:
     async def upload(i: int) -> None:
         data = os.urandom(2 * BIG + i)
