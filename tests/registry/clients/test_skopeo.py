@@ -3,7 +3,9 @@ and a multi-arch OCI index with --all."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 SKOPEO = "skopeo"
@@ -87,3 +89,22 @@ def test_multi_arch_index_copied_with_all_reads_back_intact(
     assert back["manifests"][0]["digest"] == index_desc["digest"]
     for child in index["manifests"]:
         assert (out / "blobs" / "sha256" / child["digest"].split(":")[1]).exists()
+
+
+def test_a_large_layer_roundtrips(run, registry, oci_layout, tmp_path: Path) -> None:
+    """skopeo sends a layer as one PATCH with its Content-Length (and Connection: close): over
+    DIRECT_BODY_MIN, the registry receives it from the socket itself (SocketBody)."""
+    desc = oci_layout.image("amd64", {"opt/model.bin": os.urandom(9 * 1024 * 1024 + 7)})
+    oci_layout.tag(desc, "v1")
+    _copy(run, f"oci:{oci_layout.root}:v1", f"docker://{registry.host}/skopeo/large:v1")
+    patches = [status for method, path, status in registry.requests()
+               if method == "PATCH" and path.startswith("/v2/skopeo/large/blobs/uploads/")]
+    assert patches and set(patches) == {202}
+    out = tmp_path / "out"
+    _copy(run, f"docker://{registry.host}/skopeo/large:v1", f"oci:{out}:v1")
+    pushed = json.loads((oci_layout.root / "blobs" / "sha256" /
+                         desc["digest"].split(":")[1]).read_bytes())
+    for layer in pushed["layers"]:
+        blob = out / "blobs" / "sha256" / layer["digest"].split(":")[1]
+        assert blob.stat().st_size == layer["size"]
+        assert "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest() == layer["digest"]
