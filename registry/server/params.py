@@ -99,7 +99,8 @@ def range_header(offset: int) -> str:
 
 DIRECT_BODY_MIN = 4 * 1024 * 1024
 """Bodies from this size on are received straight from the socket (SocketBody). Smaller ones
-keep their connection alive, which is worth more to them than the copies."""
+stay with aiohttp: taking a connection over has a fixed cost (a duplicate socket, a receiving
+thread, a new connection object when it goes back) that their copies do not outweigh."""
 
 RECV_LOWAT = 1024 * 1024
 """SO_RCVLOWAT while a SocketBody receives: wake the receiving thread for a megabyte at a time,
