@@ -252,12 +252,18 @@ class FilesystemFileWriter:
         writer (nothing more is written, as after a failed `_submit` block)."""
         buf, futures = in_flight
         concurrent.futures.wait(futures)
+        self._settle(buf, futures)
+
+    def _settle(self, buf: mmap.mmap,
+                futures: Sequence[asyncio.Future[None] | concurrent.futures.Future[None]]) -> None:
+        """A block's tap and write have ended: its buffer becomes the spare; what they raised
+        fails the writer (nothing more is written) and is raised."""
         if self._spare is None:
             self._spare = buf
         else:
             _buffers.give(buf)
         for future in futures:
-            if future.exception() is not None:
+            if not future.cancelled() and future.exception() is not None:
                 self._failed = True
         for future in futures:
             future.result()
@@ -305,15 +311,7 @@ class FilesystemFileWriter:
             return
         buf, futures = pending
         await asyncio.wait(futures)
-        if self._spare is None:
-            self._spare = buf
-        else:
-            _buffers.give(buf)
-        for future in futures:
-            if not future.cancelled() and future.exception() is not None:
-                self._failed = True
-        for future in futures:
-            future.result()
+        self._settle(buf, futures)
 
     async def _finish(self, sync: bool) -> None:
         """Write the last block and close (fsync first when `sync`), in one thread hop.
