@@ -404,8 +404,10 @@ class FilesystemFileWriter:
                 os.fsync(self._fd)
                 if self._direct and _WILLNEED is not None:
                     # Direct writes left nothing in the page cache: start reading the
-                    # committed file back in the background, so that the pulls which
-                    # typically follow a push are served from memory, not from the disk.
+                    # file's head back in the background, so that the first GET after a
+                    # push starts from memory. The kernel reads one readahead window at most
+                    # (8 MiB on the benchmark VM's disk); sendfile's own readahead brings in
+                    # the rest. All of it would cost the push about 0.24 s of CPU per GB.
                     os.posix_fadvise(self._fd, 0, 0, _WILLNEED)
         finally:
             self._release()
