@@ -156,9 +156,12 @@ async def _error_from_response(resp: aiohttp.ClientResponse, what: str) -> Regis
     with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError):
         errors = json.loads(body)["errors"]
         first = errors[0]
-        return error_for_code(str(first.get("code", "UNKNOWN")),
-                              f"{what}: {first.get('message') or first.get('code')}",
-                              first.get("detail"))
+        message = f"{what}: {first.get('message') or first.get('code')}"
+        if resp.status == 416:
+            # A chunk out of place, whatever code names it: the spec has no code of its own
+            # for this (strata says BLOB_UPLOAD_INVALID, distribution RANGE_INVALID).
+            return oci_errors.RangeInvalid(message, detail=first.get("detail"))
+        return error_for_code(str(first.get("code", "UNKNOWN")), message, first.get("detail"))
     if resp.status == 401:
         return Unauthorized(f"{what}: authentication required")
     if resp.status == 403:
@@ -167,6 +170,8 @@ async def _error_from_response(resp: aiohttp.ClientResponse, what: str) -> Regis
         return NameUnknown(f"{what}: not found (HTTP 404)")
     if resp.status == 429:
         return error_for_code("TOOMANYREQUESTS", f"{what}: too many requests")
+    if resp.status == 416:
+        return oci_errors.RangeInvalid(f"{what}: range not satisfiable (HTTP 416)")
     text = body[:200].decode("utf-8", "replace").strip()
     return UnknownError(f"{what}: HTTP {resp.status}" + (f": {text}" if text else ""))
 

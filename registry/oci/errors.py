@@ -1,12 +1,15 @@
-"""Registry error family: one class per OCI distribution error code, no HTTP knowledge.
+"""Registry error family: a class per error, each with its distribution-spec code; no HTTP.
 
     RegistryError
      ├── BlobUnknown            BLOB_UNKNOWN
      ├── BlobUploadInvalid      BLOB_UPLOAD_INVALID
+     │    └── RangeInvalid      BLOB_UPLOAD_INVALID (read from RANGE_INVALID: distribution)
      ├── BlobUploadUnknown      BLOB_UPLOAD_UNKNOWN
      ├── DigestInvalid          DIGEST_INVALID
      ├── ManifestBlobUnknown    MANIFEST_BLOB_UNKNOWN
      ├── ManifestInvalid        MANIFEST_INVALID
+     │    ├── TagInvalid        MANIFEST_INVALID (read from TAG_INVALID: distribution)
+     │    └── ManifestTooLarge  MANIFEST_INVALID
      ├── ManifestUnknown        MANIFEST_UNKNOWN
      ├── NameInvalid            NAME_INVALID
      ├── NameUnknown            NAME_UNKNOWN
@@ -14,13 +17,15 @@
      ├── Unauthorized           UNAUTHORIZED
      ├── Denied                 DENIED
      ├── Unsupported            UNSUPPORTED
+     │    └── PaginationInvalid UNSUPPORTED (read from PAGINATION_NUMBER_INVALID: distribution)
      ├── TooManyRequests        TOOMANYREQUESTS
-     ├── RangeInvalid           RANGE_INVALID  (distribution's extension: out-of-order chunk)
-     ├── TagInvalid             TAG_INVALID    (distribution's extension)
-     ├── PaginationInvalid      PAGINATION_NUMBER_INVALID (distribution's extension)
      └── UnknownError           UNKNOWN
-The HTTP status of each code lives only in registry/server/errors.py; registry/client.py maps
-error envelopes back to these classes with `error_for_code`.
+A class's `code` is what strata puts on the wire: only the distribution spec's fourteen codes
+("The code field MUST be one of the following"), plus UNKNOWN for a 500. The finer classes
+share their parent's code; distribution's own extension codes (RANGE_INVALID, TAG_INVALID,
+PAGINATION_NUMBER_INVALID) are still understood when a registry sends them. The HTTP status
+of each class lives only in registry/server/errors.py; registry/client.py maps error
+envelopes back to these classes with `error_for_code`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class ErrorCode(StrEnum):
     DENIED = "DENIED"
     UNSUPPORTED = "UNSUPPORTED"
     TOOMANYREQUESTS = "TOOMANYREQUESTS"
+    # distribution's extensions: read from other registries, never sent by strata
     RANGE_INVALID = "RANGE_INVALID"
     TAG_INVALID = "TAG_INVALID"
     PAGINATION_NUMBER_INVALID = "PAGINATION_NUMBER_INVALID"
@@ -132,18 +138,21 @@ class TooManyRequests(RegistryError):
     default_message = "too many requests"
 
 
-class RangeInvalid(RegistryError):
-    code = ErrorCode.RANGE_INVALID
+class RangeInvalid(BlobUploadInvalid):
+    """A chunk that does not start where the upload is, or a malformed Content-Range."""
+
     default_message = "invalid content range"
 
 
-class TagInvalid(RegistryError):
-    code = ErrorCode.TAG_INVALID
-    default_message = "manifest tag did not match URI"
+class TagInvalid(ManifestInvalid):
+    default_message = "invalid tag"
 
 
-class PaginationInvalid(RegistryError):
-    code = ErrorCode.PAGINATION_NUMBER_INVALID
+class ManifestTooLarge(ManifestInvalid):
+    default_message = "manifest is larger than the registry accepts"
+
+
+class PaginationInvalid(Unsupported):
     default_message = "invalid number of results requested"
 
 
@@ -152,14 +161,19 @@ class UnknownError(RegistryError):
     default_message = "unknown error"
 
 
+SPEC_CODES: frozenset[ErrorCode] = frozenset(ErrorCode) - {
+    ErrorCode.RANGE_INVALID, ErrorCode.TAG_INVALID, ErrorCode.PAGINATION_NUMBER_INVALID,
+    ErrorCode.UNKNOWN}
+"""The distribution spec's error codes: the only ones a 4xx error body may carry."""
+
 _BY_CODE: dict[ErrorCode, type[RegistryError]] = {
-    cls.code: cls
-    for cls in (
+    **{cls.code: cls for cls in (
         BlobUnknown, BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
         ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown, SizeInvalid, Unauthorized,
-        Denied, Unsupported, TooManyRequests, RangeInvalid, TagInvalid, PaginationInvalid,
-        UnknownError,
-    )
+        Denied, Unsupported, TooManyRequests, UnknownError)},
+    ErrorCode.RANGE_INVALID: RangeInvalid,
+    ErrorCode.TAG_INVALID: TagInvalid,
+    ErrorCode.PAGINATION_NUMBER_INVALID: PaginationInvalid,
 }
 
 

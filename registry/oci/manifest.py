@@ -12,7 +12,7 @@ from typing import Any
 
 from registry.oci import mediatypes as mt
 from registry.oci.descriptor import Descriptor, Platform
-from registry.oci.errors import ManifestInvalid, Unsupported
+from registry.oci.errors import ManifestInvalid, ManifestTooLarge
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
@@ -107,9 +107,9 @@ def detect_media_type(obj: dict[str, Any], content_type: str | None = None) -> s
 
 
 def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
-    """Parse and validate manifest bytes; raise ManifestInvalid or Unsupported."""
+    """Parse and validate manifest bytes; ManifestInvalid (ManifestTooLarge over the limit)."""
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestInvalid(f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}")
+        raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}")
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -118,7 +118,8 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
         raise ManifestInvalid("manifest must be a JSON object")
     media_type = detect_media_type(obj, content_type)
     if media_type in (mt.DOCKER_MANIFEST_V1, mt.DOCKER_MANIFEST_V1_SIGNED):
-        raise Unsupported("Docker schema 1 manifests are not supported")
+        raise ManifestInvalid("Docker schema 1 manifests are not supported (schema 2 and OCI are)",
+                              detail={"mediaType": media_type})
     if media_type not in mt.MANIFESTS:
         raise ManifestInvalid(f"unknown manifest media type {media_type!r}")
     if obj.get("schemaVersion") != 2:

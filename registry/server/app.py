@@ -57,6 +57,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v2", api_base)
     r.add_get("/v2/_catalog", catalog.catalog)
     r.add_post(f"/v2/{NAME}/blobs/uploads/", uploads.start_upload)
+    r.add_post(f"/v2/{NAME}/blobs/uploads", uploads.start_upload)  # a client that drops the /
     r.add_get(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.upload_status)
     r.add_patch(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.patch_upload)
     r.add_put(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.finish_upload)

@@ -1,9 +1,10 @@
-"""The one ErrorCode -> HTTP status table and the middleware that renders error envelopes.
+"""The one error class -> HTTP status table and the middleware that renders error envelopes.
 
 Handlers raise `registry.oci.errors.RegistryError` subclasses; `error_middleware` turns them
 into `{"errors": [{"code", "message", "detail"}]}` with the status below (distribution's
-`registry/api/errcode/register.go` descriptors). Any other exception becomes UNKNOWN/500: it is
-logged with its traceback, and the body says nothing about internals.
+`registry/api/errcode/register.go` descriptors, and the spec's 416 and 413). Any other
+exception becomes UNKNOWN/500: it is logged with its traceback, and the body says nothing
+about internals.
 """
 
 from __future__ import annotations
@@ -11,41 +12,57 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
+from registry.oci import errors
 from registry.oci.api import API_VERSION, API_VERSION_HEADER
 from registry.oci.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("registry.server")
 
-STATUS: Mapping[ErrorCode, int] = {
-    ErrorCode.BLOB_UNKNOWN: 404,
-    ErrorCode.BLOB_UPLOAD_INVALID: 400,
-    ErrorCode.BLOB_UPLOAD_UNKNOWN: 404,
-    ErrorCode.DIGEST_INVALID: 400,
-    ErrorCode.MANIFEST_BLOB_UNKNOWN: 404,
-    ErrorCode.MANIFEST_INVALID: 400,
-    ErrorCode.MANIFEST_UNKNOWN: 404,
-    ErrorCode.NAME_INVALID: 400,
-    ErrorCode.NAME_UNKNOWN: 404,
-    ErrorCode.SIZE_INVALID: 400,
-    ErrorCode.UNAUTHORIZED: 401,
-    ErrorCode.DENIED: 403,
-    ErrorCode.UNSUPPORTED: 405,
-    ErrorCode.TOOMANYREQUESTS: 429,
-    ErrorCode.RANGE_INVALID: 416,
-    ErrorCode.TAG_INVALID: 400,
-    ErrorCode.PAGINATION_NUMBER_INVALID: 400,
-    ErrorCode.UNKNOWN: 500,
+STATUS: Mapping[type[RegistryError], int] = {
+    errors.BlobUnknown: 404,
+    errors.BlobUploadInvalid: 400,
+    errors.RangeInvalid: 416,  # the spec's answer to an out-of-order chunk
+    errors.BlobUploadUnknown: 404,
+    errors.DigestInvalid: 400,
+    errors.ManifestBlobUnknown: 404,
+    errors.ManifestInvalid: 400,
+    errors.ManifestTooLarge: 413,  # the spec: SHOULD 413 Payload Too Large
+    errors.ManifestUnknown: 404,
+    errors.NameInvalid: 400,
+    errors.NameUnknown: 404,
+    errors.SizeInvalid: 400,
+    errors.Unauthorized: 401,
+    errors.Denied: 403,
+    errors.Unsupported: 405,
+    errors.PaginationInvalid: 400,
+    errors.TooManyRequests: 429,
+    errors.UnknownError: 500,
 }
+"""The HTTP status of each error class; a subclass not listed has its nearest parent's."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def status_of(error: RegistryError) -> int:
-    return STATUS.get(error.code, 500)
+    for cls in type(error).__mro__:
+        status = STATUS.get(cast("type[RegistryError]", cls))
+        if status is not None:
+            return status
+    return 500
+
+
+def _allowed_methods(request: web.Request) -> str:
+    """The matched resource's methods other than the one refused (GET and HEAD go together)."""
+    resource = request.match_info.route.resource
+    methods = {route.method for route in resource} if resource is not None else set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    methods -= {"GET", "HEAD"} if request.method in ("GET", "HEAD") else {request.method}
+    return ", ".join(sorted(methods))
 
 
 def envelope(code: ErrorCode | str, message: str, detail: Any = None) -> bytes:
@@ -77,14 +94,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except RegistryError as exc:
+        if status_of(exc) == 405:  # RFC 9110: a 405 names what the resource still allows
+            return error_response(exc, headers={"Allow": _allowed_methods(request)})
         return error_response(exc)
     except web.HTTPException as exc:
         exc.headers[API_VERSION_HEADER] = API_VERSION
         raise
     except (ConnectionError, TimeoutError) as exc:
-        # The client went away mid-request: nothing to render, nothing to alarm anyone about.
+        # The client went away, or stopped sending its body: no error to render, nothing to
+        # alarm anyone about. The access log shows 499 (nginx's "client closed request") or
+        # 408, and the connection closes.
         log.info("client connection lost during %s %s: %s", request.method, request.path, exc)
-        raise
+        response = web.Response(status=408 if isinstance(exc, TimeoutError) else 499,
+                                headers={API_VERSION_HEADER: API_VERSION})
+        response.force_close()
+        return response
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.Response(status=500, content_type="application/json",

@@ -11,10 +11,11 @@ from registry.oci.api import (
     manifest_path,
 )
 from registry.oci.digest import is_digest
-from registry.oci.errors import ManifestInvalid
+from registry.oci.errors import ManifestTooLarge
 from registry.oci.reference import validate_tag
 from registry.server import keys
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
+from registry.server.ranges import precondition
 
 
 def _reference(text: str) -> str:
@@ -25,7 +26,8 @@ def _reference(text: str) -> str:
 
 
 async def get_manifest(request: web.Request) -> web.Response:
-    """200 with the exact stored bytes; Content-Type is the stored media type."""
+    """200 with the exact stored bytes; Content-Type is the stored media type. The digest is
+    the ETag: If-None-Match naming it is 304, If-Match not naming it 412."""
     match = request.match_info
     name = repo_name(request)
     reference = _reference(match["reference"])
@@ -42,6 +44,10 @@ async def get_manifest(request: web.Request) -> web.Response:
         CONTENT_DIGEST_HEADER: digest,
         "ETag": f'"{digest}"',
     }
+    status = precondition(request.headers, digest)
+    if status is not None:  # 304 Not Modified (a client's cached copy holds) or 412
+        del headers["Content-Type"]
+        return web.Response(status=status, headers=headers)
     if stored is None:
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
@@ -57,7 +63,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     try:
         data = await read_limited(request, config.max_manifest_bytes)
     except TooLarge as exc:
-        raise ManifestInvalid(
+        raise ManifestTooLarge(
             f"manifest is larger than {config.max_manifest_bytes} bytes",
             detail={"size": exc.size, "limit": config.max_manifest_bytes}) from None
     content_type = request.headers.get("Content-Type")

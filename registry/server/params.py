@@ -52,7 +52,9 @@ def parse_digest(text: str | None, what: str = "digest") -> Digest:
 
 
 def pagination(request: web.Request) -> tuple[int | None, str | None]:
-    """`n` and `last` from the query; PAGINATION_NUMBER_INVALID for a bad `n`."""
+    """`n` and `last` from the query. An `n` over MAX_PAGE is served as MAX_PAGE (the spec
+    lets a page hold fewer than `n` when a Link header follows); a negative or non-numeric
+    `n` is PaginationInvalid (400)."""
     raw_n = request.query.get("n")
     n: int | None = None
     if raw_n is not None and raw_n != "":
@@ -60,8 +62,9 @@ def pagination(request: web.Request) -> tuple[int | None, str | None]:
             n = int(raw_n)
         except ValueError:
             raise PaginationInvalid(f"n={raw_n!r} is not a number", detail={"n": raw_n}) from None
-        if n < 0 or n > MAX_PAGE:
-            raise PaginationInvalid(f"n must be between 0 and {MAX_PAGE}", detail={"n": n})
+        if n < 0:
+            raise PaginationInvalid(f"n={n} is negative", detail={"n": n})
+        n = min(n, MAX_PAGE)
     last = request.query.get("last") or None
     return n, last
 
@@ -70,7 +73,7 @@ def content_range_start(request: web.Request) -> int | None:
     """The start offset of a PATCH/PUT `Content-Range: <start>-<end>` header, or None.
 
     The end must agree with Content-Length when both are given; a malformed header is
-    RANGE_INVALID (416), as distribution answers.
+    RangeInvalid (416, as distribution answers; BLOB_UPLOAD_INVALID on the wire).
     """
     header = request.headers.get("Content-Range")
     if header is None:

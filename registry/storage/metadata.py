@@ -30,7 +30,7 @@ from registry.oci.errors import ManifestBlobUnknown
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # version reached -> statements that take the schema from version-1 to it
@@ -52,6 +52,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " PRIMARY KEY (repo_id, name)) WITHOUT ROWID",
         "CREATE INDEX tags_by_digest ON tags (repo_id, digest)",
     ),
+    # tags list in the spec's lexical order: case-insensitive, ties by the exact name
+    2: ("CREATE INDEX tags_in_lexical_order ON tags (repo_id, name COLLATE NOCASE, name)",),
 }
 
 
@@ -203,13 +205,19 @@ class MetadataIndex:
                                 (repo,)).fetchone()
         if row is None:
             return None
+        # NOCASE folds ASCII only, which is all a tag can hold. The first bound lets SQLite
+        # seek in the index; the row value alone would scan from the repository's first tag.
+        after = last or ""
         return [r[0] for r in self.conn.execute(
-            "SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?",
-            (row[0], last or "", -1 if n is None else n))]
+            "SELECT name FROM tags WHERE repo_id = ? AND name COLLATE NOCASE >= ?"
+            " AND (name COLLATE NOCASE, name) > (?, ?)"
+            " ORDER BY name COLLATE NOCASE, name LIMIT ?",
+            (row[0], after, after, after, -1 if n is None else n))]
 
     async def tags(self, repo: str, n: int | None = None,
                    last: str | None = None) -> list[str] | None:
-        """Sorted tag names after `last`, at most `n`; None when the repository is unknown."""
+        """Tag names after `last` in the spec's lexical order (case-insensitive, then exact),
+        at most `n`; None when the repository is unknown."""
         return await self._call(self._tags, repo, n, last)
 
     async def tags_of(self, repo: str, digest: str) -> list[str]:

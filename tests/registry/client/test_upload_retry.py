@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from tooling import free_port
@@ -55,3 +56,17 @@ async def test_broken_patch_is_retried_from_the_upload_status(
     assert breaker.cut == 1
     assert breaker.seen.count("PATCH") == 2, breaker.seen
     assert "GET" in breaker.seen[breaker.seen.index("PATCH"):]
+
+
+async def test_a_416_chunk_answer_reads_as_range_invalid(strata_registry: RunningRegistry) -> None:
+    """strata names an out-of-place chunk BLOB_UPLOAD_INVALID (the spec's code) with a 416;
+    the client still knows it for a range error, which it resumes from."""
+    async with aiohttp.ClientSession(strata_registry.url) as session:
+        async with session.post("/v2/range/me/blobs/uploads/") as resp:
+            location = resp.headers["Location"]
+        async with session.patch(location, data=b"x" * 100,
+                                 headers={"Content-Range": "200-299"}) as resp:
+            assert resp.status == 416
+            error = await client_mod._error_from_response(resp, "PATCH")
+    assert isinstance(error, client_mod.oci_errors.RangeInvalid)
+    assert error.code == "BLOB_UPLOAD_INVALID"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from registry.oci.errors import ErrorCode
+from registry.oci import errors
+from registry.oci.errors import SPEC_CODES, ErrorCode, RegistryError
 from registry.server.app import create_app
-from registry.server.errors import STATUS
+from registry.server.errors import STATUS, status_of
 
 
 async def test_base_endpoint_answers_200_with_api_version(reg) -> None:
@@ -30,13 +31,36 @@ async def test_error_responses_carry_api_version_header(reg) -> None:
     assert resp.headers["Content-Type"].startswith("application/json")
 
 
-def test_every_error_code_has_exactly_one_status() -> None:
-    assert set(STATUS) == set(ErrorCode)
-    assert STATUS[ErrorCode.UNSUPPORTED] == 405
-    assert STATUS[ErrorCode.RANGE_INVALID] == 416
-    assert STATUS[ErrorCode.UNKNOWN] == 500
-    client_codes = [c for c in ErrorCode if c is not ErrorCode.UNKNOWN]
-    assert all(400 <= STATUS[c] < 500 for c in client_codes)
+def _error_classes() -> list[type[RegistryError]]:
+    found, todo = [], [RegistryError]
+    while todo:
+        cls = todo.pop()
+        found += cls.__subclasses__()
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_every_error_class_has_a_status_and_a_4xx_carries_only_spec_codes() -> None:
+    """The spec: a JSON error body's code "MUST be one of" its fourteen; 500 says UNKNOWN."""
+    assert len(SPEC_CODES) == 14
+    for cls in _error_classes():
+        status = status_of(cls())
+        assert status in STATUS.values()
+        if status == 500:
+            assert cls.code is ErrorCode.UNKNOWN
+        else:
+            assert 400 <= status < 500 and cls.code in SPEC_CODES, cls
+    assert status_of(errors.Unsupported()) == 405
+    assert status_of(errors.RangeInvalid()) == 416
+    assert status_of(errors.ManifestTooLarge()) == 413
+    assert status_of(errors.PaginationInvalid()) == 400
+
+
+def test_distribution_extension_codes_are_still_read() -> None:
+    assert type(errors.error_for_code("RANGE_INVALID")) is errors.RangeInvalid
+    assert type(errors.error_for_code("TAG_INVALID")) is errors.TagInvalid
+    assert type(errors.error_for_code("PAGINATION_NUMBER_INVALID")) is errors.PaginationInvalid
+    assert type(errors.error_for_code("BLOB_UPLOAD_INVALID")) is errors.BlobUploadInvalid
 
 
 async def test_unexpected_exception_becomes_unknown_500_without_internals(

@@ -148,6 +148,31 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
                r["bytes"] == len(data) for r in access)
 
 
+def test_a_client_that_hangs_up_mid_body_is_logged_as_499_not_500(tmp_path: Path) -> None:
+    """A client gone mid-upload gets no response; the log says 499 (nginx's "client closed
+    request") without a traceback, for a small body (aiohttp's) and a large one (SocketBody)."""
+    port = free_port()
+    log_path = tmp_path / "log"
+    proc = _serve(tmp_path, port, log=log_path)
+    try:
+        for sent, length in ((3, 10), (DIRECT_BODY_MIN // 2, DIRECT_BODY_MIN * 2)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/v2/app/blobs/uploads/", headers={"Content-Length": "0"})
+            resp = conn.getresponse()
+            resp.read()
+            conn.putrequest("PATCH", resp.headers["Location"])
+            conn.putheader("Content-Length", str(length))
+            conn.endheaders(b"x" * sent)
+            conn.close()
+        _wait_for_lines(log_path, " 499 ", 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/") as resp:
+            assert resp.status == 200
+    finally:
+        _stop(proc)
+    log = log_path.read_text()
+    assert "Traceback" not in log and " 500 " not in log, log
+
+
 def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     """Each request opens a new connection, so the kernel spreads them over both workers."""
     port = free_port()

@@ -129,19 +129,39 @@ async def test_put_by_digest_reference(reg) -> None:
     assert await resp.read() == body
 
 
-async def test_manifest_over_4_mib_is_refused(reg) -> None:
+def _padded_manifest(config_digest: str, size: int) -> bytes:
+    """An OCI manifest of exactly `size` bytes (an annotation pads it)."""
+    def body(pad: int) -> bytes:
+        return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                           "config": {"mediaType": mt.OCI_CONFIG, "digest": config_digest,
+                                      "size": 2},
+                           "layers": [], "annotations": {"pad": "x" * pad}}).encode()
+    data = body(size - len(body(0)))
+    assert len(data) == size
+    return data
+
+
+async def test_manifest_over_4_mib_is_413_and_4_mib_is_accepted(reg) -> None:
+    """The spec: SHOULD answer 413 over the limit, and expect pushes of at least 4 MB."""
     config = b"{}"
     await reg.push_blob("app", config)
-    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
-                       "config": {"mediaType": mt.OCI_CONFIG, "digest": reg.sha(config),
-                                  "size": 2},
-                       "layers": [],
-                       "annotations": {"pad": "x" * (4 * 1024 * 1024)}}).encode()
-    resp = await reg.put_manifest("app", "big", body)
-    assert resp.status == 400
+    limit = 4 * 1024 * 1024
+    resp = await reg.put_manifest("app", "big", _padded_manifest(reg.sha(config), limit + 1))
+    assert resp.status == 413
     assert await reg.error_code(resp) == "MANIFEST_INVALID"
     resp = await reg.get("/v2/app/manifests/big")
     assert resp.status == 404
+    resp = await reg.put_manifest("app", "big", _padded_manifest(reg.sha(config), limit))
+    assert resp.status == 201
+
+
+async def test_docker_schema1_manifest_is_400_manifest_invalid(reg) -> None:
+    """As distribution answers with schema 1 off (not a 405: the endpoint takes PUTs)."""
+    for media_type in (mt.DOCKER_MANIFEST_V1, mt.DOCKER_MANIFEST_V1_SIGNED):
+        resp = await reg.put_manifest("app", "old", b'{"schemaVersion": 1}', media_type)
+        assert resp.status == 400
+        assert await reg.error_code(resp) == "MANIFEST_INVALID"
+        assert "schema 1" in (await resp.json())["errors"][0]["message"]
 
 
 async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
@@ -155,10 +175,13 @@ async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
         assert resp.headers["Docker-Content-Digest"] == digest
 
 
-async def test_invalid_tag_is_400_tag_invalid(reg) -> None:
-    resp = await reg.put_manifest("app", "-bad", b"{}")
-    assert resp.status == 400
-    assert await reg.error_code(resp) == "TAG_INVALID"
+async def test_invalid_tag_is_400_manifest_invalid(reg) -> None:
+    """distribution says TAG_INVALID, which is not one of the spec's codes."""
+    for tag in ("-bad", "x" * 129):
+        resp = await reg.put_manifest("app", tag, b"{}")
+        assert resp.status == 400
+        assert await reg.error_code(resp) == "MANIFEST_INVALID"
+        assert "invalid tag" in (await resp.json())["errors"][0]["message"]
 
 
 async def test_unknown_manifest_is_404_manifest_unknown(reg) -> None:
@@ -223,6 +246,7 @@ async def test_manifest_delete_when_disabled_is_405(make_reg) -> None:
     resp = await reg.delete(f"/v2/app/manifests/{image.digest}")
     assert resp.status == 405
     assert await reg.error_code(resp) == "UNSUPPORTED"
+    assert resp.headers["Allow"] == "GET, HEAD, PUT"  # RFC 9110: a 405 says what is allowed
     assert (await reg.get("/v2/app/manifests/v1")).status == 200
 
 
@@ -245,3 +269,27 @@ async def test_get_after_two_workers_style_invalidation(reg) -> None:
     second = await reg.push_image("app", "t")
     resp = await reg.head("/v2/app/manifests/t")
     assert resp.headers["Docker-Content-Digest"] == second.digest
+
+
+async def test_if_none_match_with_the_manifest_etag_is_304(reg) -> None:
+    """RFC 9110 §13.2.1: preconditions are evaluated; a client's cached manifest holds."""
+    image = await reg.push_image("app", "v1")
+    for ref in ("v1", image.digest):
+        for method in (reg.get, reg.head):
+            resp = await method(f"/v2/app/manifests/{ref}",
+                                headers={"If-None-Match": f'"{image.digest}"'})
+            assert resp.status == 304
+            assert resp.headers["ETag"] == f'"{image.digest}"'
+            assert resp.headers["Docker-Content-Digest"] == image.digest
+            assert await resp.read() == b""
+    resp = await reg.get("/v2/app/manifests/v1", headers={"If-None-Match": '"sha256:other"'})
+    assert resp.status == 200
+    assert await resp.read() == image.manifest
+
+
+async def test_if_match_not_naming_the_manifest_is_412(reg) -> None:
+    image = await reg.push_image("app", "v1")
+    resp = await reg.get("/v2/app/manifests/v1", headers={"If-Match": '"sha256:other"'})
+    assert resp.status == 412
+    resp = await reg.get("/v2/app/manifests/v1", headers={"If-Match": f'"{image.digest}"'})
+    assert resp.status == 200

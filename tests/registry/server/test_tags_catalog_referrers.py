@@ -14,6 +14,25 @@ async def test_tags_list_sorted(reg) -> None:
     assert "Link" not in resp.headers
 
 
+async def test_tags_list_is_in_case_insensitive_lexical_order(reg) -> None:
+    """The spec: "lexical order (i.e. case-insensitive alphanumeric order)"; pages follow it."""
+    tags = ["b", "a", "C", "d10", "d9", "Z", "e", "_x", "a-1", "a.1", "A"]
+    for tag in tags:
+        await reg.push_image("app", tag)
+    ordered = ["_x", "A", "a", "a-1", "a.1", "b", "C", "d10", "d9", "e", "Z"]
+    resp = await reg.get("/v2/app/tags/list")
+    assert (await resp.json())["tags"] == ordered
+    paged, last = [], None
+    while True:
+        params = {"n": "3"} if last is None else {"n": "3", "last": last}
+        body = await (await reg.get("/v2/app/tags/list", params=params)).json()
+        paged += body["tags"]
+        if len(body["tags"]) < 3:
+            break
+        last = body["tags"][-1]
+    assert paged == ordered
+
+
 async def test_tags_pagination_with_link_header(reg) -> None:
     for tag in ("t1", "t2", "t3", "t4", "t5"):
         await reg.push_image("lib/app", tag)
@@ -40,14 +59,26 @@ async def test_tags_of_unknown_repository_is_404_name_unknown(reg) -> None:
     assert await reg.error_code(resp) == "NAME_UNKNOWN"
 
 
-async def test_bad_n_is_400_pagination_number_invalid(reg) -> None:
+async def test_bad_n_is_400_with_a_spec_error_code(reg) -> None:
     await reg.push_image("app", "v1")
     for n in ("abc", "-1"):
-        resp = await reg.get("/v2/app/tags/list", params={"n": n})
-        assert resp.status == 400
-        assert await reg.error_code(resp) == "PAGINATION_NUMBER_INVALID"
-        resp = await reg.get("/v2/_catalog", params={"n": n})
-        assert resp.status == 400
+        for path in ("/v2/app/tags/list", "/v2/_catalog"):
+            resp = await reg.get(path, params={"n": n})
+            assert resp.status == 400
+            assert await reg.error_code(resp) == "UNSUPPORTED"  # one of the spec's codes
+            assert n in (await resp.json())["errors"][0]["message"]
+
+
+async def test_n_over_the_page_limit_is_served_as_a_full_page_with_link(reg) -> None:
+    """The spec lets a page hold fewer than n when a Link follows: no error for a large n."""
+    for tag in ("a", "b"):
+        await reg.push_image("app", tag)
+    resp = await reg.get("/v2/app/tags/list", params={"n": "1000000"})
+    assert resp.status == 200
+    assert (await resp.json())["tags"] == ["a", "b"]
+    resp = await reg.get("/v2/_catalog", params={"n": "1000000"})
+    assert resp.status == 200
+    assert (await resp.json())["repositories"] == ["app"]
 
 
 async def test_catalog_lists_repositories_with_pagination(reg) -> None:

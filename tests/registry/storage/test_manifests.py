@@ -24,7 +24,7 @@ from registry.oci.errors import (
     Unsupported,
 )
 from registry.storage import ManifestInfo, RegistryStore, StoreConfig
-from registry.storage.metadata import SchemaTooNew
+from registry.storage.metadata import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 REPO = "team/app"
 
@@ -73,7 +73,7 @@ async def test_extra_tags_all_point_at_the_manifest(store, push) -> None:
     (json.dumps({"schemaVersion": 2, "mediaType": "application/x-unknown"}).encode(),
      ManifestInvalid),
     (json.dumps({"schemaVersion": 1, "mediaType": mt.DOCKER_MANIFEST_V1}).encode(),
-     Unsupported),
+     ManifestInvalid),
 ])
 async def test_malformed_manifests_are_refused(store, body: bytes, error: type) -> None:
     with pytest.raises(error):
@@ -307,3 +307,27 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     await asyncio.to_thread(bump)
     with pytest.raises(SchemaTooNew):
         await RegistryStore.open(StoreConfig(tmp_path))
+
+
+async def test_a_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A root written before the lexical-order tag index (schema 1) keeps its tags and gets
+    the index on open."""
+    def version_1() -> None:
+        with sqlite3.connect(tmp_path / "metadata.db") as conn:
+            for statement in MIGRATIONS[1]:
+                conn.execute(statement)
+            conn.execute("PRAGMA user_version = 1")
+
+    await asyncio.to_thread(version_1)
+    store = await RegistryStore.open(StoreConfig(tmp_path))
+    await store.close()
+
+    def read() -> tuple[int, list[str]]:
+        with sqlite3.connect(tmp_path / "metadata.db") as conn:
+            return (conn.execute("PRAGMA user_version").fetchone()[0],
+                    [r[0] for r in conn.execute("SELECT name FROM sqlite_master"
+                                                " WHERE type = 'index'")])
+
+    version, indexes = await asyncio.to_thread(read)
+    assert version == SCHEMA_VERSION == 2
+    assert "tags_in_lexical_order" in indexes
