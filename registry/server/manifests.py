@@ -11,11 +11,14 @@ from registry.oci.api import (
     manifest_path,
 )
 from registry.oci.digest import is_digest
-from registry.oci.errors import ManifestTooLarge
+from registry.oci.errors import ManifestTooLarge, ManifestUnknown
+from registry.oci.manifest import ImageIndex, parse_manifest
 from registry.oci.reference import validate_tag
 from registry.server import keys
+from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_image_from
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
 from registry.server.ranges import precondition
+from registry.storage import ManifestInfo, ManifestStore, StoredManifest
 
 
 def _reference(text: str) -> str:
@@ -26,17 +29,22 @@ def _reference(text: str) -> str:
 
 
 async def get_manifest(request: web.Request) -> web.Response:
-    """200 with the exact stored bytes; Content-Type is the stored media type. The digest is
-    the ETag: If-None-Match naming it is 304, If-Match not naming it 412."""
+    """200 with the exact stored bytes; Content-Type is the stored media type. `Accept` is
+    negotiated (registry/server/negotiation.py). The digest is the ETag: If-None-Match
+    naming it is 304, If-Match not naming it 412."""
     match = request.match_info
     name = repo_name(request)
     reference = _reference(match["reference"])
     manifests = request.app[keys.STORE].manifests
+    accept = ", ".join(request.headers.getall("Accept", ())) or None  # docker sends several
     stored = None
     if request.method == "HEAD":
         info = await manifests.stat(name, reference)
     else:
         stored = await manifests.get(name, reference)
+        info = stored.info
+    if not accepts(accept, info.media_type):
+        stored = await _negotiated(manifests, name, reference, info, accept)
         info = stored.info
     digest = str(info.digest)
     headers = {
@@ -48,10 +56,26 @@ async def get_manifest(request: web.Request) -> web.Response:
     if status is not None:  # 304 Not Modified (a client's cached copy holds) or 412
         del headers["Content-Type"]
         return web.Response(status=status, headers=headers)
-    if stored is None:
+    if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
+    assert stored is not None
     return web.Response(body=stored.data, headers=headers)
+
+
+async def _negotiated(manifests: ManifestStore, name: str, reference: str, info: ManifestInfo,
+                      accept: str | None) -> StoredManifest:
+    """What to send a client whose Accept does not list the stored type: by tag, an
+    index's linux/amd64 image if the client takes that; else ManifestUnknown."""
+    if not is_digest(reference) and wants_an_image_from(accept, info.media_type):
+        index = parse_manifest((await manifests.get(name, reference)).data, info.media_type)
+        assert isinstance(index, ImageIndex)
+        child = index.select(DEFAULT_PLATFORM)
+        if child is not None and accepts(accept, child.media_type):
+            return await manifests.get(name, str(child.digest))
+    raise ManifestUnknown(
+        f"{name}:{reference} is {info.media_type}, which the Accept header does not list",
+        detail={"mediaType": info.media_type, "accept": accept})
 
 
 async def put_manifest(request: web.Request) -> web.Response:

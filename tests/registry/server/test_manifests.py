@@ -293,3 +293,87 @@ async def test_if_match_not_naming_the_manifest_is_412(reg) -> None:
     assert resp.status == 412
     resp = await reg.get("/v2/app/manifests/v1", headers={"If-Match": f'"{image.digest}"'})
     assert resp.status == 200
+
+
+async def _multi_arch(reg, index_type: str = mt.OCI_INDEX,
+                      child_type: str = mt.OCI_MANIFEST,
+                      arches: tuple[str, ...] = ("arm64", "amd64")) -> tuple[bytes, dict]:
+    """An index tagged `multi:latest` over one image per arch; returns it and the images."""
+    images = {arch: await reg.push_image("multi", None, media_type=child_type, arch=arch)
+              for arch in arches}
+    index = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": [
+        {"mediaType": child_type, "digest": image.digest, "size": len(image.manifest),
+         "platform": {"architecture": arch, "os": "linux"}}
+        for arch, image in images.items()]}).encode()
+    resp = await reg.put_manifest("multi", "latest", index, index_type)
+    assert resp.status == 201, await resp.text()
+    return index, images
+
+
+async def test_a_manifest_type_the_accept_header_does_not_list_is_404(reg) -> None:
+    """As distribution answers an OCI manifest to a client that takes Docker types only."""
+    image = await reg.push_image("app", "v1")
+    for ref in ("v1", image.digest):
+        for method in (reg.get, reg.head):
+            resp = await method(f"/v2/app/manifests/{ref}",
+                                headers={"Accept": mt.DOCKER_MANIFEST})
+            assert resp.status == 404
+            if method == reg.get:
+                assert await reg.error_code(resp) == "MANIFEST_UNKNOWN"
+                assert mt.OCI_MANIFEST in (await resp.json())["errors"][0]["message"]
+    refused = f"{mt.OCI_MANIFEST};q=0, */*"
+    resp = await reg.get("/v2/app/manifests/v1", headers={"Accept": refused})
+    assert resp.status == 404
+
+
+@pytest.mark.parametrize("accept", [
+    None, "*/*", "application/json", f"{mt.DOCKER_MANIFEST}, {mt.OCI_MANIFEST}",
+    f"{mt.DOCKER_MANIFEST};q=0.5, {mt.OCI_MANIFEST};q=0.9",
+    f"{mt.DOCKER_MANIFEST}, application/*"])
+async def test_accept_headers_that_take_the_stored_type(reg, accept: str | None) -> None:
+    image = await reg.push_image("app", "v1")
+    headers = {} if accept is None else {"Accept": accept}
+    resp = await reg.get("/v2/app/manifests/v1", headers=headers,
+                         skip_auto_headers=["Accept"])
+    assert resp.status == 200
+    assert await resp.read() == image.manifest
+
+
+async def test_several_accept_header_lines_count_together(reg) -> None:
+    """docker sends one Accept line per media type."""
+    image = await reg.push_image("app", "v1")
+    headers = [("Accept", mt.DOCKER_MANIFEST), ("Accept", mt.OCI_MANIFEST)]
+    resp = await reg.get("/v2/app/manifests/v1", headers=headers)
+    assert resp.status == 200
+    assert await resp.read() == image.manifest
+
+
+@pytest.mark.parametrize("index_type,child_type", [
+    (mt.OCI_INDEX, mt.OCI_MANIFEST), (mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST)])
+async def test_an_index_by_tag_gives_its_linux_amd64_image_to_a_client_that_cannot_read_it(
+        reg, index_type: str, child_type: str) -> None:
+    index, images = await _multi_arch(reg, index_type, child_type)
+    amd64 = images["amd64"]
+    for method in (reg.get, reg.head):
+        resp = await method("/v2/multi/manifests/latest", headers={"Accept": child_type})
+        assert resp.status == 200
+        assert resp.headers["Docker-Content-Digest"] == amd64.digest
+        assert resp.headers["Content-Type"] == child_type
+        if method == reg.get:
+            assert await resp.read() == amd64.manifest
+    # By digest the bytes must match the digest: no rewrite.
+    resp = await reg.get(f"/v2/multi/manifests/{reg.sha(index)}",
+                         headers={"Accept": child_type})
+    assert resp.status == 404
+    # A client that reads indexes gets the index.
+    resp = await reg.get("/v2/multi/manifests/latest",
+                         headers={"Accept": f"{child_type}, {index_type}"})
+    assert await resp.read() == index
+
+
+async def test_an_index_without_linux_amd64_is_404_to_a_client_that_cannot_read_it(
+        reg) -> None:
+    await _multi_arch(reg, arches=("arm64",))
+    resp = await reg.get("/v2/multi/manifests/latest", headers={"Accept": mt.OCI_MANIFEST})
+    assert resp.status == 404
+    assert await reg.error_code(resp) == "MANIFEST_UNKNOWN"
