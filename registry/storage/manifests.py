@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest, parse_manifest
 from registry.oci.errors import (
     DigestInvalid,
-    ManifestInvalid,
+    ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
     PaginationInvalid,
@@ -65,9 +65,9 @@ class ManifestStore:
                   tags: Sequence[str] = ()) -> ManifestInfo:
         """Validate and store a manifest under a tag or digest `reference` (+ extra `tags`).
 
-        ManifestInvalid (bad JSON/shape/too big), Unsupported (schema 1), DigestInvalid (a
-        digest reference not matching the bytes), ManifestBlobUnknown (a referenced blob or
-        child manifest not in `repo`), NameInvalid, TagInvalid.
+        ManifestInvalid (bad JSON or shape, schema 1; ManifestTooLarge over the limit),
+        DigestInvalid (a digest reference not matching the bytes), ManifestBlobUnknown (a
+        referenced blob or child manifest not in `repo`), NameInvalid, TagInvalid.
         """
         validate_name(repo)
         expected: Digest | None = None
@@ -77,7 +77,7 @@ class ManifestStore:
         else:
             all_tags.insert(0, validate_tag(reference))
         if len(data) > self._config.max_manifest_bytes:
-            raise ManifestInvalid(f"manifest is {len(data)} bytes; the limit is "
+            raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is "
                                   f"{self._config.max_manifest_bytes}",
                                   detail={"size": len(data)})
         algorithm = expected.algorithm if expected is not None else "sha256"

@@ -17,6 +17,7 @@ from registry.oci.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
+    ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
     PaginationInvalid,
@@ -83,7 +84,7 @@ async def test_malformed_manifests_are_refused(store, body: bytes, error: type) 
 async def test_oversized_manifest_is_refused(tmp_path: Path) -> None:
     store = await RegistryStore.open(StoreConfig(tmp_path, max_manifest_bytes=100))
     try:
-        with pytest.raises(ManifestInvalid):
+        with pytest.raises(ManifestTooLarge):  # a ManifestInvalid the server answers with 413
             await store.manifests.put(REPO, "v1", None, b" " * 101)
     finally:
         await store.close()
