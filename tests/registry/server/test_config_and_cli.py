@@ -150,7 +150,8 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
 
 def test_a_client_that_hangs_up_mid_body_is_logged_as_499_not_500(tmp_path: Path) -> None:
     """A client gone mid-upload gets no response; the log says 499 (nginx's "client closed
-    request") without a traceback, for a small body (aiohttp's) and a large one (SocketBody)."""
+    request") without a traceback, for a small body (aiohttp's), a large one (SocketBody) and
+    a pull cut off in the middle."""
     port = free_port()
     log_path = tmp_path / "log"
     proc = _serve(tmp_path, port, log=log_path)
@@ -165,6 +166,20 @@ def test_a_client_that_hangs_up_mid_body_is_logged_as_499_not_500(tmp_path: Path
             conn.endheaders(b"x" * sent)
             conn.close()
         _wait_for_lines(log_path, " 499 ", 2)
+        # and a pull cut off in the middle of its sendfile
+        data = os.urandom(32 * 1024 * 1024)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/app/blobs/uploads/?digest={digest}", data=data,
+            method="POST")
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 201
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", f"/v2/app/blobs/{digest}")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read(65536)
+        conn.close()
+        _wait_for_lines(log_path, " 499 ", 3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/") as resp:
             assert resp.status == 200
     finally:
