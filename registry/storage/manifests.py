@@ -78,8 +78,8 @@ class ManifestStore:
             all_tags.insert(0, validate_tag(reference))
         if len(data) > self._config.max_manifest_bytes:
             raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is "
-                                  f"{self._config.max_manifest_bytes}",
-                                  detail={"size": len(data)})
+                                   f"{self._config.max_manifest_bytes}",
+                                   detail={"size": len(data)})
         algorithm = expected.algorithm if expected is not None else "sha256"
         if len(data) > _OFFLOAD_BYTES:
             loop = asyncio.get_running_loop()
