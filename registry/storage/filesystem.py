@@ -94,6 +94,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _still_at(path: Path, st: os.stat_result) -> bool:
+    """Whether `path` still names the open file whose fstat is `st`."""
+    try:
+        now = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
 def _write_all(fd: int, data: Sequence[bytes], tap: Tap | None) -> int:
     """writev the batch (handling short writes), then feed `tap` chunk by chunk."""
     total = 0
@@ -383,8 +392,9 @@ class FilesystemFileWriter:
         """O_DIRECT write of aligned `data`; bytes written (fewer only after a fallback)."""
         done = 0
         try:
-            if self._dfd < 0:
-                self._dfd = os.open(self._path, os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
+            if self._dfd < 0:  # the same open file, whatever its path has become since
+                self._dfd = os.open(f"/proc/self/fd/{self._fd}",
+                                    os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
             while done < len(data):
                 n = os.pwrite(self._dfd, data[done:], offset + done)
                 done += n
@@ -512,7 +522,7 @@ class FilesystemDriver:
             # upload session appended through two worker processes at once).
             fcntl.flock(fd, fcntl.LOCK_EX)
             st = os.fstat(fd)
-            if st.st_nlink == 0:  # removed while we waited for the lock
+            if not _still_at(target, st):  # moved or removed while we waited for the lock
                 raise PathNotFound(path)
             size = st.st_size if append else 0
         except BaseException:

@@ -2,6 +2,7 @@
 
     blobs/<alg>/<2 hex>/<hex>/data     global content-addressed blobs (layers, configs, manifests)
     uploads/<uuid>/data                bytes received so far (its size is the session offset)
+    uploads/<uuid>/committing          the data, moved aside by the closing PUT (no more appends)
     uploads/<uuid>/session.json        {"repo": ..., "started_at": ...}, written once at start
     metadata.db                        SQLite index (a local file next to the driver root)
 
@@ -41,6 +42,10 @@ def upload_dir(upload_id: str) -> str:
 
 def upload_data(upload_id: str) -> str:
     return f"{upload_dir(upload_id)}/data"
+
+
+def upload_committing(upload_id: str) -> str:
+    return f"{upload_dir(upload_id)}/committing"
 
 
 def upload_session(upload_id: str) -> str:

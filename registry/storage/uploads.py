@@ -11,9 +11,12 @@ the data size; otherwise commit re-hashes the data. Bytes are hashed in the same
 are written (the driver's `tap`), in a worker thread, block by block, while the next block is
 being received. One asyncio.Lock per session serializes its appends and commit in a process.
 
-Commit: append the final chunk, fsync, check the digest, atomically move the data to the
-blob path (nothing is visible under a digest before it is verified), link it into the
-repository, remove the session. A failed commit cancels the session, as distribution does.
+Commit: with the data held exclusively, move a shared session's data aside to
+`uploads/<id>/committing`, so that an append waiting for it in another process finds the
+session gone instead of writing into a blob being published; then append the final chunk,
+fsync, check the digest, atomically move the data to the blob path (nothing is visible under
+a digest before it is verified), link it into the repository, remove the session. A failed
+commit cancels the session, as distribution does.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class _Session:
     state: UploadState = UploadState.OPEN
     hasher: Any = None  # hashlib sha256 object fed so far, or None (re-hash on commit)
     hashed: int = 0  # bytes the hasher has seen
+    shared: bool = True  # reachable by id from any process (not a monolithic upload's own)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -200,7 +204,7 @@ class UploadStore:
             await self._driver.put_content(
                 paths.upload_session(uuid),
                 json.dumps({"repo": repo, "started_at": started_at}).encode())
-        session = _Session(uuid, repo, started_at, hasher=hashlib.sha256())
+        session = _Session(uuid, repo, started_at, hasher=hashlib.sha256(), shared=shared)
         self._sessions[uuid] = session
         return session
 
@@ -256,21 +260,33 @@ class UploadStore:
             session = await self._check(repo, uuid, UploadAction.COMMIT)
             # RangeInvalid here leaves the session usable (a client can resume).
             writer = await self._data_writer(session, start)
+            data = paths.upload_data(uuid)
+            if session.shared:
+                # Held by `writer` (no other append can start), the data leaves the path that
+                # appends open; the writer goes on writing the same file under its new name.
+                try:
+                    await self._driver.move(data, paths.upload_committing(uuid))
+                except BaseException:
+                    await writer.close()
+                    await self._remove(session, UploadState.CANCELLED)
+                    raise
+                data = paths.upload_committing(uuid)
             try:
                 size = await self._write(session, writer, chunks, commit=True)
-                actual = await self._digest(session, size, digest.algorithm)
+                actual = await self._digest(data, session, size, digest.algorithm)
             except BaseException:
                 await self._remove(session, UploadState.CANCELLED)
                 raise
             if actual != digest:
                 await self._remove(session, UploadState.CANCELLED)
                 raise DigestInvalid(detail={"digest": str(digest), "actual": str(actual)})
-            await self._publish(session, digest, size)
+            await self._publish(data, digest, size)
             info = await self._blobs.link(repo, digest, size)
             await self._remove(session, UploadState.COMMITTED)
             return info
 
-    async def _digest(self, session: _Session, size: int, algorithm: str) -> Digest:
+    async def _digest(self, data: str, session: _Session, size: int, algorithm: str) -> Digest:
+        """The digest of the `data` file: the live hasher's when it saw all of it."""
         if session.hasher is not None and session.hashed == size and algorithm == "sha256":
             return Digest("sha256", session.hasher.hexdigest())
         try:
@@ -278,19 +294,19 @@ class UploadStore:
         except ValueError:
             raise DigestInvalid(f"unsupported digest algorithm {algorithm!r}") from None
         loop = asyncio.get_running_loop()
-        async for chunk in self._driver.reader(paths.upload_data(session.uuid)):
+        async for chunk in self._driver.reader(data):
             await loop.run_in_executor(None, hasher.update, chunk)
         return Digest(algorithm, hasher.hexdigest())
 
-    async def _publish(self, session: _Session, digest: Digest, size: int) -> None:
-        """Move verified bytes to the blob path unless identical bytes are already there."""
+    async def _publish(self, data: str, digest: Digest, size: int) -> None:
+        """Move the verified `data` to the blob path unless identical bytes are already there."""
         target = paths.blob_data(digest)
         try:
             if (await self._driver.stat(target)).size == size:
                 return
         except PathNotFound:
             pass
-        await self._driver.move(paths.upload_data(session.uuid), target)
+        await self._driver.move(data, target)
 
     async def cancel(self, repo: str, uuid: str) -> None:
         session = await self._session(repo, uuid)

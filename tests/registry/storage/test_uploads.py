@@ -233,6 +233,66 @@ async def test_two_stores_on_one_root_interleave_appends(tmp_path: Path, push) -
         await b.close()
 
 
+async def _pieces(*pieces: bytes, gate: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+    """The pieces; with a `gate`, the last one waits for it (a slow client's last bytes)."""
+    for i, piece in enumerate(pieces):
+        if gate is not None and i == len(pieces) - 1:
+            await gate.wait()
+        yield piece
+
+
+async def test_an_append_waiting_behind_a_commit_finds_the_session_gone(tmp_path: Path) -> None:
+    """Two processes (stores) on one root: a PATCH that waits for the data while the closing
+    PUT holds it must not append into the blob that PUT publishes. It did: the commit let
+    go of the data before moving it to the blob path, and the append wrote into the blob."""
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    data = b"hello world"
+    digest = Digest.from_bytes(data)
+    try:
+        status = await a.uploads.start(REPO)
+        await a.uploads.append(REPO, status.uuid, _pieces(data[:6]), 0)
+        gate = asyncio.Event()
+        commit = asyncio.create_task(
+            a.uploads.commit(REPO, status.uuid, digest, _pieces(b"wor", b"ld", gate=gate)))
+        await asyncio.sleep(0.2)  # the commit holds the data, waiting for its last bytes
+        append = asyncio.create_task(
+            b.uploads.append(REPO, status.uuid, _pieces(b"GARBAGE"), None))
+        await asyncio.sleep(0.2)  # the append waits for the data
+        gate.set()
+        info = await commit
+        with pytest.raises(BlobUploadUnknown):
+            await append
+        assert info.path is not None
+        assert await asyncio.to_thread(info.path.read_bytes) == data
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_cancel_during_a_large_append_is_no_server_error(tmp_path: Path) -> None:
+    """Another process cancels (removes) the session while a large append is between its
+    pieces: the append's direct writes used to reopen the data by path (FileNotFoundError,
+    a 500). They reopen the descriptor they hold instead."""
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    try:
+        status = await a.uploads.start(REPO)
+        gate = asyncio.Event()
+        append = asyncio.create_task(a.uploads.append(
+            REPO, status.uuid, _pieces(b"x" * 8192, os.urandom(8 << 20), gate=gate), 0))
+        await asyncio.sleep(0.2)
+        await b.uploads.cancel(REPO, status.uuid)
+        gate.set()
+        await append  # the bytes went into the removed file: nothing left behind, no error
+        with pytest.raises(BlobUploadUnknown):
+            await a.uploads.status(REPO, status.uuid)
+        assert not (tmp_path / "root" / "uploads" / status.uuid).exists()
+    finally:
+        await a.close()
+        await b.close()
+
+
 _CHILD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
@@ -326,7 +386,7 @@ async def test_commit_uses_the_hash_computed_while_writing(tmp_path: Path, push)
             await store.uploads.append(REPO, status.uuid, push.chunks(b"abc"))
             await other.uploads.append(REPO, status.uuid, push.chunks(b"def"))
             await store.uploads.commit(REPO, status.uuid, Digest.from_bytes(b"abcdef"))
-            assert driver.reads == [f"uploads/{status.uuid}/data"]
+            assert driver.reads == [f"uploads/{status.uuid}/committing"]  # moved aside
         finally:
             await other.close()
     finally:
