@@ -110,7 +110,8 @@ RECV_LOWAT = 1024 * 1024
 not for every segment."""
 
 BODY_IDLE_TIMEOUT = 300.0
-"""Seconds a SocketBody waits for the next byte before it fails the upload."""
+"""Seconds an upload body (a SocketBody's or aiohttp's) may go without a byte before it
+fails the upload."""
 
 _POLL_SECONDS = 0.5  # how soon a receiving thread notices `close`
 
@@ -388,7 +389,8 @@ async def body_pieces(request: web.Request) -> AsyncIterator[bytes]:
         transport.max_size = BODY_READ_SIZE  # type: ignore[attr-defined]
     content = request.content
     while True:
-        data, _ = await content.readchunk()
+        async with asyncio.timeout(BODY_IDLE_TIMEOUT):  # a stalled client: 408, as SocketBody
+            data, _ = await content.readchunk()
         if data:
             yield data
         elif content.at_eof():

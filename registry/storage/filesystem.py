@@ -39,6 +39,8 @@ _IOV_MAX = 1024
 
 DIRECT_ALIGN = 4096  # file offsets and lengths of O_DIRECT writes (>= any logical block size)
 DIRECT_BUFFER = 4 * 1024 * 1024  # staging buffer of a streaming writer (a multiple of the above)
+_LOCK_RETRY_FIRST = 0.005  # seconds before trying a file another writer holds again
+_LOCK_RETRY_MAX = 0.2
 _POOL_KEEP = 2  # idle staging buffers kept for reuse (touched pages cost no new page faults)
 
 
@@ -507,7 +509,10 @@ class FilesystemDriver:
         finally:
             await _run(os.close, fd)
 
-    def _open_writer(self, path: str, append: bool, create: bool) -> FilesystemFileWriter:
+    def _open_writer(self, path: str, append: bool,
+                     create: bool) -> FilesystemFileWriter | None:
+        """The file opened for writing and held exclusively; None while another writer (in
+        any process) holds it."""
         target = self.local_path(path)
         flags = os.O_WRONLY | os.O_CLOEXEC | (0 if append else os.O_TRUNC)
         if create:
@@ -520,7 +525,11 @@ class FilesystemDriver:
         try:
             # Writers of one path exclude each other across processes until closed (an
             # upload session appended through two worker processes at once).
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
             st = os.fstat(fd)
             if not _still_at(target, st):  # moved or removed while we waited for the lock
                 raise PathNotFound(path)
@@ -532,7 +541,15 @@ class FilesystemDriver:
 
     async def writer(self, path: str, append: bool = False,
                      create: bool = True) -> FilesystemFileWriter:
-        return await _run(self._open_writer, check_path(path), append, create)
+        """Wait (on the event loop, holding no thread) while another writer holds the file:
+        a PATCH stalled mid-body elsewhere must not tie up the threads every request uses."""
+        delay = _LOCK_RETRY_FIRST
+        while True:
+            writer = await _run(self._open_writer, check_path(path), append, create)
+            if writer is not None:
+                return writer
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LOCK_RETRY_MAX)
 
     # ------------------------------------------------------------------ tree operations
 

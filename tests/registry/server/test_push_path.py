@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from registry.server import params
 from registry.server.app import hand_back_to
 from registry.server.params import (
     BODY_READ_SIZE,
@@ -340,3 +342,23 @@ async def test_a_stalled_body_times_out_and_a_closed_one_lets_go_at_once() -> No
             assert b"Connection: close" in reply
             assert outcome[idle] == how
             assert time.monotonic() - started < 5
+
+
+async def test_a_small_body_that_stalls_times_out_with_408(
+        reg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's path (a body under DIRECT_BODY_MIN) had no idle limit: a stalled PATCH held
+    its upload (and, in another worker, the threads waiting for it) as long as the client
+    kept the connection open."""
+    monkeypatch.setattr(params, "BODY_IDLE_TIMEOUT", 0.5)
+    resp = await reg.post("/v2/stall/blobs/uploads/")
+    location = resp.headers["Location"]
+    started = time.monotonic()
+    conn = await RawConnection.open(reg.server.port)
+    conn.writer.write(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+                      .encode() + b"x" * 100)
+    status, headers, _ = await conn.response()
+    assert status == 408 and headers["connection"] == "close"
+    assert time.monotonic() - started < 5
+    await conn.close()
+    status_resp = await reg.get(location)  # the session goes on at what it had
+    assert status_resp.status == 204

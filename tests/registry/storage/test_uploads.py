@@ -293,6 +293,34 @@ async def test_a_cancel_during_a_large_append_is_no_server_error(tmp_path: Path)
         await b.close()
 
 
+async def test_appends_waiting_for_held_uploads_hold_no_threads(tmp_path: Path) -> None:
+    """While one process holds uploads (PATCHes stalled mid-body), retries of those PATCHes
+    in another process wait without a thread each: they used to block in flock(2) on the
+    default executor, and 6 of them stopped every other request of that worker."""
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    count = 40  # more than any default executor's threads
+    try:
+        sessions = [await a.uploads.start(REPO) for _ in range(count)]
+        gate = asyncio.Event()
+        held = [asyncio.create_task(
+            a.uploads.append(REPO, s.uuid, _pieces(b"a", b"b", gate=gate), 0))
+            for s in sessions]
+        await asyncio.sleep(0.3)
+        waiting = [asyncio.create_task(b.uploads.append(REPO, s.uuid, _pieces(b"c")))
+                   for s in sessions]
+        await asyncio.sleep(0.3)
+        other = await asyncio.wait_for(b.uploads.start(REPO), 5)  # the worker goes on
+        assert other.offset == 0
+        gate.set()
+        await asyncio.gather(*held, *waiting)  # each retry appends once the holder lets go
+        for s in sessions:
+            assert (await b.uploads.status(REPO, s.uuid)).offset == 3
+    finally:
+        await a.close()
+        await b.close()
+
+
 _CHILD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
