@@ -135,6 +135,7 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     from aiohttp import web
 
     from registry.server.app import (
+        REQUEST_HEAD_LIMITS,
         AccessLogger,
         AccessLogSink,
         JsonAccessLogger,
@@ -151,7 +152,7 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=5,
         read_bufsize=BODY_READ_SIZE, access_log=access_log if config.access_log else None,
-        access_log_class=logger_class)
+        access_log_class=logger_class, **REQUEST_HEAD_LIMITS)
     await runner.setup()
     hand_back_to(app, runner)
     stop = asyncio.Event()

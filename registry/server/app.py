@@ -90,6 +90,12 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     return app
 
 
+REQUEST_HEAD_LIMITS = {"max_line_size": 64 * 1024, "max_field_size": 64 * 1024}
+"""aiohttp's limits on a request line and on one header field (8190 bytes by default, beyond
+which it answers a bare 400): registry clients send bearer tokens and ?tag= lists longer than
+that, and distribution (Go's net/http) takes request heads of up to 1 MB."""
+
+
 def hand_back_to(app: web.Application, runner: web.BaseRunner) -> None:
     """Connections that SocketBodies took over go back to `runner`'s server once their body is
     in (call after `runner.setup()`); until then they close after their response."""

@@ -188,6 +188,23 @@ def test_a_client_that_hangs_up_mid_body_is_logged_as_499_not_500(tmp_path: Path
     assert "Traceback" not in log and " 500 " not in log, log
 
 
+def test_long_tokens_and_urls_are_served(tmp_path: Path) -> None:
+    """aiohttp answers a bare 400 past 8190 bytes of request line or header field; a 20 KB
+    bearer token and a 12 KB URL are normal for registry clients."""
+    port = free_port()
+    proc = _serve(tmp_path, port)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/v2/?" + "x" * 12_000,
+                     headers={"Authorization": "Bearer " + "t" * 20_000})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+        conn.close()
+    finally:
+        _stop(proc)
+
+
 def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     """Each request opens a new connection, so the kernel spreads them over both workers."""
     port = free_port()
