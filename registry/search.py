@@ -312,11 +312,11 @@ class SearchIndex:
             conn = self._conn
             query = fts_query(text)
             rows: list[tuple[Any, ...]]
-            if query is None:
+            if not text:
                 rows = [(*r, 0.0) for r in conn.execute(
                     f"SELECT {cols} FROM search_repos r ORDER BY r.name")]
-            else:
-                rows = list(conn.execute(
+            else:  # text without a word (say "-" or an emoji) matches names only
+                rows = [] if query is None else list(conn.execute(
                     f"SELECT {cols}, bm25(search_fts, 10.0, 5.0, 3.0, 2.0, 2.0) AS rank "
                     "FROM search_fts JOIN search_repos r ON r.id = search_fts.rowid "
                     "WHERE search_fts MATCH ? ORDER BY rank, r.name", (query,)))

@@ -58,13 +58,9 @@ def pagination(request: web.Request) -> tuple[int | None, str | None]:
     raw_n = request.query.get("n")
     n: int | None = None
     if raw_n is not None and raw_n != "":
-        try:
-            n = int(raw_n)
-        except ValueError:
-            raise PaginationInvalid(f"n={raw_n!r} is not a number", detail={"n": raw_n}) from None
-        if n < 0:
-            raise PaginationInvalid(f"n={n} is negative", detail={"n": n})
-        n = min(n, MAX_PAGE)
+        if not (raw_n.isascii() and raw_n.isdigit()):  # int() takes "5_0" and "٣"
+            raise PaginationInvalid(f"n={raw_n!r} is not a number", detail={"n": raw_n})
+        n = min(int(raw_n), MAX_PAGE)
     last = request.query.get("last") or None
     return n, last
 

@@ -21,10 +21,10 @@ def _int_param(request: web.Request, key: str, default: int) -> int:
     raw = request.query.get(key)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise PaginationInvalid(f"{key}={raw!r} is not a number", detail={key: raw}) from None
+    digits = raw[1:] if raw.startswith("-") else raw  # a negative one is clamped, below
+    if not (digits.isascii() and digits.isdigit()):  # int() takes "5_0" and "٣"
+        raise PaginationInvalid(f"{key}={raw!r} is not a number", detail={key: raw})
+    return int(raw)
 
 
 def _index(request: web.Request) -> SearchIndex:

@@ -99,20 +99,28 @@ async def test_deleted_repository_leaves_the_index(reg) -> None:
     assert (await (await reg.get("/v1/search", params={"q": "soon"})).json())["num_results"] == 0
 
 
-async def test_search_with_no_words_lists_everything_and_odd_input_is_safe(reg) -> None:
+async def test_an_empty_query_lists_everything_and_odd_input_is_safe(reg) -> None:
     await reg.push_image("x/one", "v1")
+    await reg.push_image("x/two-words", "v1")
     await _settle(reg)
     for q in ("", '"*)(OR', "%_", "NEAR("):
         resp = await reg.get("/strata/v1/search", params={"q": q})
         assert resp.status == 200, q
     body = await (await reg.get("/strata/v1/search", params={"q": ""})).json()
-    assert [r["name"] for r in body["results"]] == ["x/one"]
+    assert [r["name"] for r in body["results"]] == ["x/one", "x/two-words"]
+    # Text without a word matches repository names only (it used to list everything).
+    for q, names in (("\U0001F600", []), ("(", []), ("-", ["x/two-words"])):
+        body = await (await reg.get("/strata/v1/search", params={"q": q})).json()
+        assert [r["name"] for r in body["results"]] == names, q
+        body = await (await reg.get("/v1/search", params={"q": q})).json()
+        assert body["num_results"] == len(names), q
 
 
 async def test_bad_page_number_is_400(reg) -> None:
-    resp = await reg.get("/v1/search", params={"q": "a", "n": "many"})
-    assert resp.status == 400
-    assert await reg.error_code(resp) == "UNSUPPORTED"
+    for n in ("many", "5_0", "\u0663"):  # int() takes the last two
+        resp = await reg.get("/v1/search", params={"q": "a", "n": n})
+        assert resp.status == 400
+        assert await reg.error_code(resp) == "UNSUPPORTED"
 
 
 async def test_reindex_rebuilds_from_storage(reg) -> None:

@@ -61,7 +61,7 @@ async def test_tags_of_unknown_repository_is_404_name_unknown(reg) -> None:
 
 async def test_bad_n_is_400_with_a_spec_error_code(reg) -> None:
     await reg.push_image("app", "v1")
-    for n in ("abc", "-1"):
+    for n in ("abc", "-1", "5_0", "\u0663", "+3", " 3"):  # int() takes the last four
         for path in ("/v2/app/tags/list", "/v2/_catalog"):
             resp = await reg.get(path, params={"n": n})
             assert resp.status == 400
