@@ -36,6 +36,7 @@ log = logging.getLogger("registry.search")
 DESCRIPTION_KEYS = ("org.opencontainers.image.description", "description",
                     "org.label-schema.description")
 MAX_CONFIG_BYTES = 1024 * 1024
+REFRESH_TRIES = 5  # writes of one document before a refresh gives up on a repository in flux
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 _SCHEMA = """
@@ -57,6 +58,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
 
 class _Manifests(Protocol):
     async def get(self, repo: str, reference: str) -> Any: ...
+    async def stat(self, repo: str, reference: str) -> Any: ...
     async def tags(self, repo: str, n: int | None = None, last: str | None = None) -> list[str]: ...
     async def catalog(self, n: int | None = None, last: str | None = None) -> list[str]: ...
 
@@ -179,12 +181,26 @@ class SearchIndex:
             log.exception("search index refresh of %s failed", repo)
 
     async def refresh(self, repo: str) -> None:
-        """Recompute one repository's document from storage (removed when it has no tags)."""
-        facts = await self._gather(repo)
-        await asyncio.to_thread(self._write, repo, facts)
+        """Recompute one repository's document from storage (removed when it has no tags).
+
+        Worker processes refresh concurrently, and a refresh that read the tags before
+        another's change could write after it. So each write is checked against the tags as
+        they are afterwards, and redone from them until the two agree: the last write of a
+        repository's document is always one made from its current tags.
+        """
+        for _ in range(REFRESH_TRIES):
+            state = await self._tag_state(repo)
+            facts = await self._gather(repo, state)
+            await asyncio.to_thread(self._write, repo, facts)
+            if await self._tag_state(repo) == state:
+                return
+        log.warning("search index: %s kept changing while being indexed; its document may "
+                    "lag until its next change", repo)
 
     async def rebuild(self) -> int:
-        """Recompute every document from the store's catalog; returns the repository count."""
+        """Recompute every document from the store's catalog and drop the documents of
+        repositories gone from it; returns the repository count. Searches meanwhile see the
+        old documents, never an empty index."""
         repos: list[str] = []
         last: str | None = None
         while True:
@@ -193,29 +209,35 @@ class SearchIndex:
             if len(page) < 1000:
                 break
             last = page[-1]
-        await asyncio.to_thread(self._clear)
         for repo in repos:
             await self.refresh(repo)
+        await asyncio.to_thread(self._drop_all_but, set(repos))
         return len(repos)
 
-    async def _gather(self, repo: str) -> RepoFacts | None:
+    async def _tag_state(self, repo: str) -> tuple[tuple[str, str], ...]:
+        """The repository's tags and the digests they name, sorted (empty when unknown)."""
         try:
             tags = await self._store.manifests.tags(repo)
         except RegistryError:
-            return None
-        if not tags:
-            return None
-        facts = RepoFacts(repo, sorted(tags))
-        seen: set[str] = set()
-        for tag in facts.tags:
+            return ()
+        state = []
+        for tag in sorted(tags):
             try:
-                stored = await self._store.manifests.get(repo, tag)
+                state.append((tag, str((await self._store.manifests.stat(repo, tag)).digest)))
+            except RegistryError:
+                continue  # untagged since the list was read
+        return tuple(state)
+
+    async def _gather(self, repo: str, state: tuple[tuple[str, str], ...]) -> RepoFacts | None:
+        """The document for `state`, its manifests read by digest."""
+        if not state:
+            return None
+        facts = RepoFacts(repo, [tag for tag, _ in state])
+        for digest in dict.fromkeys(digest for _, digest in state):
+            try:
+                stored = await self._store.manifests.get(repo, digest)
             except RegistryError:
                 continue
-            digest = str(stored.info.digest)
-            if digest in seen:
-                continue
-            seen.add(digest)
             await self._merge_manifest(repo, stored.data, facts)
         return facts
 
@@ -291,12 +313,19 @@ class SearchIndex:
                 conn.execute("ROLLBACK")
                 raise
 
-    def _clear(self) -> None:
+    def _drop_all_but(self, repos: set[str]) -> None:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("DELETE FROM search_fts")
-            self._conn.execute("DELETE FROM search_repos")
-            self._conn.execute("COMMIT")
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for rowid, name in conn.execute("SELECT id, name FROM search_repos").fetchall():
+                    if name not in repos:
+                        conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+                        conn.execute("DELETE FROM search_repos WHERE id = ?", (rowid,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ queries
 

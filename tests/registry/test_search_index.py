@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
 
 from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest
-from registry.search import SearchIndex, _name_text, fts_query
+from registry.search import RepoFacts, SearchIndex, _name_text, fts_query
 from registry.storage import RegistryStore, StoreConfig
 
 
@@ -75,6 +76,77 @@ async def test_listener_keeps_the_index_in_step(tmp_path: Path) -> None:
         await _push(store, "team/api", "v1", {"description": "json over http"})
         await index.drain()
         assert [h.name for h in (await index.search("http")).hits] == ["team/api"]
+    finally:
+        await index.close()
+        await store.close()
+
+
+class _SlowGets:
+    """The store, with manifest reads held at a gate: a refresh that read the tags before a
+    change writes after it (another worker's refresh, in production)."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self._store = store
+        self.gate: asyncio.Event | None = None
+        self.blobs = store.blobs
+        self.manifests = self
+
+    async def get(self, repo: str, reference: str) -> object:
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await gate.wait()
+        return await self._store.manifests.get(repo, reference)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store.manifests, name)
+
+
+async def test_a_refresh_that_read_before_a_change_redoes_its_write(tmp_path: Path) -> None:
+    """Two workers refreshing one repository: the slower one, whose tags predate the other's
+    change, used to write last and leave the document stale for good."""
+    store = await RegistryStore.open(StoreConfig(root=tmp_path, delete_enabled=True))
+    slow_store = _SlowGets(store)
+    slow = await SearchIndex.open(store.db_path, slow_store)  # type: ignore[arg-type]
+    fast = await SearchIndex.open(store.db_path, store)
+    try:
+        await _push(store, "acme/app", "v1", {"team": "old"})
+        slow_store.gate = gate = asyncio.Event()
+        stale = asyncio.create_task(slow.refresh("acme/app"))  # reads tags, waits at a get
+        await asyncio.sleep(0.1)
+        await _push(store, "acme/app", "v2", {"team": "new"})
+        await fast.refresh("acme/app")
+        gate.set()
+        await stale
+        page = await fast.search("acme")
+        assert page.hits[0].tags == ("v1", "v2")
+    finally:
+        await slow.close()
+        await fast.close()
+        await store.close()
+
+
+async def test_rebuild_keeps_serving_and_drops_repositories_gone_from_storage(
+        tmp_path: Path) -> None:
+    store = await RegistryStore.open(StoreConfig(root=tmp_path, delete_enabled=True))
+    index = await SearchIndex.open(store.db_path, store)
+    try:
+        await _push(store, "acme/kept", "v1", {"team": "a"})
+        await index.refresh("acme/kept")
+        await asyncio.to_thread(index._write, "ghost/repo", RepoFacts("ghost/repo", ["v1"]))
+        searches = []
+
+        async def search_meanwhile() -> None:
+            while not done.is_set():
+                searches.append((await index.search("acme")).total)
+                await asyncio.sleep(0)
+
+        done = asyncio.Event()
+        watcher = asyncio.create_task(search_meanwhile())
+        assert await index.rebuild() == 1
+        done.set()
+        await watcher
+        assert searches and 0 not in searches  # never an empty index mid-rebuild
+        assert [hit.name for hit in (await index.search("")).hits] == ["acme/kept"]
     finally:
         await index.close()
         await store.close()
