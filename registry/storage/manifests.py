@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest, parse_manifest
+from registry.oci import mediatypes as mt
 from registry.oci.errors import (
     DigestInvalid,
     ManifestTooLarge,
@@ -96,7 +97,11 @@ class ManifestStore:
         if isinstance(manifest, ImageManifest):
             blobs = [str(d.digest) for d in manifest.blobs()]
         elif isinstance(manifest, ImageIndex):
-            children = [str(d.digest) for d in manifest.manifests]
+            # Entries typed as manifests must be manifests of `repo`. Other entries must be
+            # content of `repo` all the same: BuildKit's registry cache (image-manifest=false,
+            # its default before v0.21) lists its layers and cache config in an index.
+            for desc in manifest.manifests:
+                (children if desc.media_type in mt.MANIFESTS else blobs).append(str(desc.digest))
         record = ManifestRecord(
             str(digest), manifest.media_type, len(data),
             str(manifest.subject.digest) if manifest.subject is not None else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 
@@ -69,6 +70,32 @@ async def test_index_put_and_get_keeps_exact_bytes(reg, index_type: str, child_t
     assert await resp.read() == index
     assert resp.headers["Content-Type"] == index_type
     assert resp.headers["Docker-Content-Digest"] == reg.sha(index)
+
+
+async def test_buildkit_registry_cache_index_listing_blobs_is_accepted(reg) -> None:
+    """BuildKit's --cache-to type=registry (image-manifest=false, its default before v0.21)
+    pushes an index whose entries are its layers and cache config, not manifests;
+    distribution takes it. Entries must still be content of the repository."""
+    layer = gzip.compress(os.urandom(1000))
+    config = json.dumps({"layers": [{"blob": reg.sha(layer), "parent": -1}]}).encode()
+    await reg.push_blob("ci/cache", layer)
+    await reg.push_blob("ci/cache", config)
+    entries = [{"mediaType": mt.OCI_LAYER_GZIP, "digest": reg.sha(layer), "size": len(layer),
+                "annotations": {"buildkit/createdat": "2024-01-01T00:00:00Z"}},
+               {"mediaType": "application/vnd.buildkit.cacheconfig.v0",
+                "digest": reg.sha(config), "size": len(config)}]
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                        "manifests": entries}).encode()
+    resp = await reg.put_manifest("ci/cache", "main", index, mt.OCI_INDEX)
+    assert resp.status == 201, await resp.text()
+    assert await (await reg.get("/v2/ci/cache/manifests/main")).read() == index
+    missing = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {**entries[0], "digest": reg.sha(b"never pushed")}]}).encode()
+    resp = await reg.put_manifest("ci/cache", "broken", missing, mt.OCI_INDEX)
+    assert resp.status == 404
+    assert await reg.error_code(resp) == "MANIFEST_BLOB_UNKNOWN"
+    resp = await reg.put_manifest("other", "main", index, mt.OCI_INDEX)  # not its content
+    assert resp.status == 404
 
 
 async def test_index_with_unknown_child_is_manifest_blob_unknown(reg) -> None:
