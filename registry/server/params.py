@@ -51,18 +51,26 @@ def parse_digest(text: str | None, what: str = "digest") -> Digest:
         raise DigestInvalid(exc.message, detail={"digest": text}) from None
 
 
+def query_int(request: web.Request, key: str, signed: bool = False) -> int | None:
+    """The query parameter `key` as a whole number of ASCII digits (with a leading `-` when
+    `signed`), None when absent or empty; PaginationInvalid (400) for anything else, which
+    int() would take: "5_0", "+3", " 3", Arabic-Indic digits."""
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return None
+    digits = raw[1:] if signed and raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise PaginationInvalid(f"{key}={raw!r} is not a number", detail={key: raw})
+    return int(raw)
+
+
 def pagination(request: web.Request) -> tuple[int | None, str | None]:
     """`n` and `last` from the query. An `n` over MAX_PAGE is served as MAX_PAGE (the spec
     lets a page hold fewer than `n` when a Link header follows); a negative or non-numeric
     `n` is PaginationInvalid (400)."""
-    raw_n = request.query.get("n")
-    n: int | None = None
-    if raw_n is not None and raw_n != "":
-        if not (raw_n.isascii() and raw_n.isdigit()):  # int() takes "5_0" and "٣"
-            raise PaginationInvalid(f"n={raw_n!r} is not a number", detail={"n": raw_n})
-        n = min(int(raw_n), MAX_PAGE)
+    n = query_int(request, "n")
     last = request.query.get("last") or None
-    return n, last
+    return (None if n is None else min(n, MAX_PAGE)), last
 
 
 def content_range_start(request: web.Request) -> int | None:

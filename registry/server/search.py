@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from registry.oci.errors import PaginationInvalid, Unsupported
+from registry.oci.errors import Unsupported
 from registry.search import SearchIndex
 from registry.server import keys
+from registry.server.params import query_int
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 
 
 def _int_param(request: web.Request, key: str, default: int) -> int:
-    raw = request.query.get(key)
-    if raw is None or raw == "":
-        return default
-    digits = raw[1:] if raw.startswith("-") else raw  # a negative one is clamped, below
-    if not (digits.isascii() and digits.isdigit()):  # int() takes "5_0" and "٣"
-        raise PaginationInvalid(f"{key}={raw!r} is not a number", detail={key: raw})
-    return int(raw)
+    """A whole number, negative ones included (the callers clamp them)."""
+    value = query_int(request, key, signed=True)
+    return default if value is None else value
 
 
 def _index(request: web.Request) -> SearchIndex:
