@@ -156,6 +156,13 @@ class PaginationInvalid(Unsupported):
     default_message = "invalid number of results requested"
 
 
+class PreconditionFailed(Denied):
+    """A conditional manifest write (If-Match / If-None-Match) whose condition does not hold
+    for what the reference names now: the write is refused, nothing changed."""
+
+    default_message = "the manifest the reference names does not meet the request's condition"
+
+
 class UnknownError(RegistryError):
     code = ErrorCode.UNKNOWN
     default_message = "unknown error"

@@ -37,6 +37,7 @@ STATUS: Mapping[type[RegistryError], int] = {
     errors.SizeInvalid: 400,
     errors.Unauthorized: 401,
     errors.Denied: 403,
+    errors.PreconditionFailed: 412,  # RFC 9110 §13.1.1-2, as the spec's conditional requests
     errors.Unsupported: 405,
     errors.PaginationInvalid: 400,
     errors.TooManyRequests: 429,

@@ -17,7 +17,7 @@ from registry.oci.reference import validate_tag
 from registry.server import keys
 from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_image_from
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
-from registry.server.ranges import precondition
+from registry.server.ranges import precondition, write_condition
 from registry.storage import ManifestInfo, ManifestStore, StoredManifest
 
 
@@ -79,7 +79,9 @@ async def _negotiated(manifests: ManifestStore, name: str, reference: str, info:
 
 
 async def put_manifest(request: web.Request) -> web.Response:
-    """201 + Location + Docker-Content-Digest (+ OCI-Subject, one OCI-Tag per ?tag=)."""
+    """201 + Location + Docker-Content-Digest (+ OCI-Subject, one OCI-Tag per ?tag=). With
+    If-Match / If-None-Match, 412 unless the condition holds for what the reference names
+    when the write happens (`If-None-Match: *` never overwrites a tag)."""
     name = repo_name(request)
     reference = _reference(request.match_info["reference"])
     tags = [validate_tag(t) for t in request.query.getall("tag", [])]
@@ -91,7 +93,8 @@ async def put_manifest(request: web.Request) -> web.Response:
             f"manifest is larger than {config.max_manifest_bytes} bytes",
             detail={"size": exc.size, "limit": config.max_manifest_bytes}) from None
     content_type = request.headers.get("Content-Type")
-    info = await request.app[keys.STORE].manifests.put(name, reference, content_type, data, tags)
+    info = await request.app[keys.STORE].manifests.put(
+        name, reference, content_type, data, tags, write_condition(request.headers, reference))
     digest = str(info.digest)
     response = web.Response(status=201, headers={
         "Location": manifest_path(name, digest),
@@ -106,8 +109,10 @@ async def put_manifest(request: web.Request) -> web.Response:
 
 
 async def delete_manifest(request: web.Request) -> web.Response:
-    """202: by digest removes the manifest and its tags; by tag removes only the tag."""
+    """202: by digest removes the manifest and its tags; by tag removes only the tag. With
+    If-Match / If-None-Match, 412 (nothing removed) unless the condition holds."""
     name = repo_name(request)
     reference = _reference(request.match_info["reference"])
-    await request.app[keys.STORE].manifests.delete(name, reference)
+    await request.app[keys.STORE].manifests.delete(
+        name, reference, write_condition(request.headers, reference))
     return web.Response(status=202)

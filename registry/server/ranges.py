@@ -1,4 +1,5 @@
-"""What a GET/HEAD answers from its conditional and Range headers (RFC 9110 §13, §14).
+"""What a GET/HEAD answers from its conditional and Range headers (RFC 9110 §13, §14), and
+the condition of a conditional manifest PUT or DELETE.
 
 A blob is content-addressed and never changes, so its digest is its one validator: the strong
 ETag `"<digest>"`. No Last-Modified is sent, so If-Modified-Since and If-Unmodified-Since are
@@ -13,6 +14,8 @@ import re
 from dataclasses import dataclass
 
 from multidict import MultiMapping
+
+from registry.storage import WriteCondition
 
 _ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
 _BYTE_RANGE = re.compile(r"([0-9]*)-([0-9]*)")
@@ -66,6 +69,29 @@ def precondition(headers: MultiMapping[str], digest: str) -> int | None:
     if if_none_match is not None and _tag_listed(if_none_match, digest, weak=True):
         return 304
     return None
+
+
+def write_condition(headers: MultiMapping[str], reference: str) -> WriteCondition | None:
+    """The If-Match / If-None-Match condition of a manifest PUT or DELETE on `reference`, for
+    the store to test when it writes; None without those headers. If-Match compares strongly
+    (a weak tag never matches), If-None-Match weakly (§13.1.1, §13.1.2)."""
+    if_match = _field(headers, "If-Match")
+    if_none_match = _field(headers, "If-None-Match")
+    if if_match is None and if_none_match is None:
+        return None
+    return WriteCondition(
+        reference,
+        None if if_match is None else _listed(if_match, weak=False),
+        None if if_none_match is None else _listed(if_none_match, weak=True))
+
+
+def _listed(field: str, *, weak: bool) -> frozenset[str]:
+    """The entity tags of an If-Match/If-None-Match list ("*" for any); weak ones only where
+    the comparison is weak."""
+    if field.strip() == "*":
+        return frozenset({"*"})
+    return frozenset(value for is_weak, value in _ENTITY_TAG.findall(field)
+                     if weak or not is_weak)
 
 
 def _field(headers: MultiMapping[str], name: str) -> str | None:

@@ -39,6 +39,7 @@ from registry.storage.values import (
     StoreConfig,
     StoredManifest,
     UploadStatus,
+    WriteCondition,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
     "MemoryDriver", "PathNotFound", "RegistryStore", "StorageDriver", "StorageError",
     "StoreConfig", "StoredManifest", "UploadState", "UploadStatus", "UploadStore",
+    "WriteCondition",
 ]
 
 

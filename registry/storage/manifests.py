@@ -32,7 +32,13 @@ from registry.storage import paths
 from registry.storage.cache import ContentCache, GenerationCache
 from registry.storage.driver import PathNotFound, StorageDriver
 from registry.storage.metadata import ManifestRecord, MetadataIndex
-from registry.storage.values import ManifestInfo, ManifestListener, StoreConfig, StoredManifest
+from registry.storage.values import (
+    ManifestInfo,
+    ManifestListener,
+    StoreConfig,
+    StoredManifest,
+    WriteCondition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +69,14 @@ class ManifestStore:
     # ------------------------------------------------------------------ writes
 
     async def put(self, repo: str, reference: str, media_type: str | None, data: bytes,
-                  tags: Sequence[str] = ()) -> ManifestInfo:
+                  tags: Sequence[str] = (),
+                  condition: WriteCondition | None = None) -> ManifestInfo:
         """Validate and store a manifest under a tag or digest `reference` (+ extra `tags`).
 
         ManifestInvalid (bad JSON or shape, schema 1; ManifestTooLarge over the limit),
         DigestInvalid (a digest reference not matching the bytes), ManifestBlobUnknown (a
-        referenced blob or child manifest not in `repo`), NameInvalid, TagInvalid.
+        referenced blob or child manifest not in `repo`), NameInvalid, TagInvalid,
+        PreconditionFailed (`condition` does not hold when the write would happen).
         """
         validate_name(repo)
         expected: Digest | None = None
@@ -109,7 +117,7 @@ class ManifestStore:
             json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None)
         if await self._index.blob_size(str(digest)) is None:
             await self._driver.put_content(paths.blob_data(digest), data)
-        await self._index.put_manifest(repo, record, all_tags, blobs, children)
+        await self._index.put_manifest(repo, record, all_tags, blobs, children, condition)
         self._content.put(str(digest), data)
         info = _info(record)
         await self._notify(repo, None, info, False)
@@ -117,21 +125,24 @@ class ManifestStore:
             await self._notify(repo, tag, info, False)
         return info
 
-    async def delete(self, repo: str, reference: str) -> None:
+    async def delete(self, repo: str, reference: str,
+                     condition: WriteCondition | None = None) -> None:
         """By digest: the manifest and every tag on it. By tag: only the tag.
-        Unsupported when deletes are disabled; ManifestUnknown when absent."""
+        Unsupported when deletes are disabled; ManifestUnknown when absent;
+        PreconditionFailed when `condition` does not hold."""
         if not self._config.delete_enabled:
             raise Unsupported("deletes are disabled on this registry")
         if is_digest(reference):
             digest = Digest.parse(reference)
             record = await self._index.manifest(repo, str(digest))
-            if record is None or await self._index.delete_manifest(repo, str(digest)) is None:
+            if record is None or await self._index.delete_manifest(
+                    repo, str(digest), condition) is None:
                 raise ManifestUnknown(detail={"reference": reference})
             await self._notify(repo, None, _info(record), True)
             return
         if not TAG_RE.fullmatch(reference):
             raise ManifestUnknown(detail={"reference": reference[:200]})
-        target = await self._index.delete_tag(repo, reference)
+        target = await self._index.delete_tag(repo, reference, condition)
         if target is None:
             raise ManifestUnknown(detail={"reference": reference})
         record = await self._index.manifest(repo, target)

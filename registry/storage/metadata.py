@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from registry.oci.errors import ManifestBlobUnknown
+from registry.oci.digest import is_digest
+from registry.oci.errors import ManifestBlobUnknown, PreconditionFailed
+from registry.storage.values import WriteCondition
 
 T = TypeVar("T")
 
@@ -274,9 +276,30 @@ class MetadataIndex:
     async def unlink_blob(self, repo: str, digest: str) -> bool:
         return await self._call(self._unlink_blob, repo, digest)
 
+    @staticmethod
+    def _check(cur: sqlite3.Cursor, repo: str, condition: WriteCondition | None,
+               deleting: bool = False) -> None:
+        """PreconditionFailed unless `condition` holds for what its reference names now (in
+        the write transaction, so that no other write comes between). A delete of nothing
+        ignores it: that answer is 404 whatever the condition (RFC 9110 §13.2.1)."""
+        if condition is None:
+            return
+        if is_digest(condition.reference):
+            row = cur.execute(f"SELECT digest FROM manifests WHERE repo_id = {_REPO_ID}"
+                              " AND digest = ?", (repo, condition.reference)).fetchone()
+        else:
+            row = cur.execute(f"SELECT digest FROM tags WHERE repo_id = {_REPO_ID}"
+                              " AND name = ?", (repo, condition.reference)).fetchone()
+        current = None if row is None else str(row[0])
+        if not (deleting and current is None) and not condition.holds(current):
+            raise PreconditionFailed(detail={"reference": condition.reference,
+                                             "current": current})
+
     def _put_manifest(self, repo: str, record: ManifestRecord, tags: Sequence[str],
-                      blobs: Iterable[str], children: Iterable[str]) -> None:
+                      blobs: Iterable[str], children: Iterable[str],
+                      condition: WriteCondition | None) -> None:
         with self._write() as cur:
+            self._check(cur, repo, condition)
             repo_id = self._repo_id(cur, repo)
             for digest in dict.fromkeys(blobs):
                 if cur.execute("SELECT 1 FROM blob_links WHERE repo_id = ? AND digest = ?",
@@ -306,17 +329,21 @@ class MetadataIndex:
                             (repo_id, tag, record.digest, now))
 
     async def put_manifest(self, repo: str, record: ManifestRecord, tags: Sequence[str],
-                           blobs: Iterable[str], children: Iterable[str]) -> None:
-        """Atomically check references and record the manifest and its tags.
+                           blobs: Iterable[str], children: Iterable[str],
+                           condition: WriteCondition | None = None) -> None:
+        """Atomically check references (and `condition`) and record the manifest and its tags.
 
         Every digest in `blobs` must be linked into `repo` and every one in `children` must
-        be a manifest of `repo`, else ManifestBlobUnknown and nothing changes.
+        be a manifest of `repo`, else ManifestBlobUnknown and nothing changes; a `condition`
+        that does not hold is PreconditionFailed.
         """
         await self._call(self._put_manifest, repo, record, tuple(tags), tuple(blobs),
-                         tuple(children))
+                         tuple(children), condition)
 
-    def _delete_manifest(self, repo: str, digest: str) -> list[str] | None:
+    def _delete_manifest(self, repo: str, digest: str,
+                         condition: WriteCondition | None) -> list[str] | None:
         with self._write() as cur:
+            self._check(cur, repo, condition, deleting=True)
             cur.execute(f"DELETE FROM manifests WHERE repo_id = {_REPO_ID} AND digest = ?",
                         (repo, digest))
             if cur.rowcount == 0:
@@ -328,19 +355,24 @@ class MetadataIndex:
                         (repo, digest))
             return sorted(tags)
 
-    async def delete_manifest(self, repo: str, digest: str) -> list[str] | None:
-        """Remove the manifest and every tag on it; the removed tags, or None if absent."""
-        return await self._call(self._delete_manifest, repo, digest)
+    async def delete_manifest(self, repo: str, digest: str,
+                              condition: WriteCondition | None = None) -> list[str] | None:
+        """Remove the manifest and every tag on it; the removed tags, or None if absent.
+        PreconditionFailed (nothing removed) when `condition` does not hold."""
+        return await self._call(self._delete_manifest, repo, digest, condition)
 
-    def _delete_tag(self, repo: str, tag: str) -> str | None:
+    def _delete_tag(self, repo: str, tag: str, condition: WriteCondition | None) -> str | None:
         with self._write() as cur:
+            self._check(cur, repo, condition, deleting=True)
             row = cur.execute(f"DELETE FROM tags WHERE repo_id = {_REPO_ID} AND name = ?"
                               " RETURNING digest", (repo, tag)).fetchone()
             return None if row is None else str(row[0])
 
-    async def delete_tag(self, repo: str, tag: str) -> str | None:
-        """Remove one tag; the digest it pointed at, or None if absent."""
-        return await self._call(self._delete_tag, repo, tag)
+    async def delete_tag(self, repo: str, tag: str,
+                         condition: WriteCondition | None = None) -> str | None:
+        """Remove one tag; the digest it pointed at, or None if absent. PreconditionFailed
+        (nothing removed) when `condition` does not hold."""
+        return await self._call(self._delete_tag, repo, tag, condition)
 
 
 class _WriteTxn:

@@ -41,6 +41,29 @@ class StoredManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteCondition:
+    """The precondition of a conditional manifest PUT or DELETE (RFC 9110 §13.1.1, §13.1.2)
+    on the manifest `reference` (a tag or a digest) names when the write happens.
+
+    `if_match` / `if_none_match` hold the digests an If-Match / If-None-Match header listed
+    ("*" for any manifest), or are None without that header. The entity tag of a manifest is
+    its digest, as the registry sends in ETag.
+    """
+
+    reference: str
+    if_match: frozenset[str] | None = None
+    if_none_match: frozenset[str] | None = None
+
+    def holds(self, current: str | None) -> bool:
+        """Whether the write may go on when `reference` names `current` (None: nothing)."""
+        if self.if_match is not None and (
+                current is None or ("*" not in self.if_match and current not in self.if_match)):
+            return False
+        return not (self.if_none_match is not None and current is not None
+                    and ("*" in self.if_none_match or current in self.if_none_match))
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
     root: Path
     delete_enabled: bool = False

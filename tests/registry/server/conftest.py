@@ -115,8 +115,10 @@ class Registry:
 
     async def put_manifest(self, repo: str, reference: str, body: bytes,
                            media_type: str | None = mt.OCI_MANIFEST,
-                           params: Any = None) -> ClientResponse:
+                           params: Any = None,
+                           conditions: dict[str, str] | None = None) -> ClientResponse:
         headers = {"Content-Type": media_type} if media_type else {}
+        headers.update(conditions or {})
         return await self.client.put(f"/v2/{repo}/manifests/{reference}", data=body,
                                      headers=headers, params=params)
 

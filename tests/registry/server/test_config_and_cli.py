@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import http.client
 import json
@@ -274,6 +275,50 @@ def test_large_chunks_share_one_connection_and_one_worker(tmp_path: Path) -> Non
         assert resp.read() == data
         assert conn.sock is sock  # one connection from start to end
         conn.close()
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+
+
+def _request(url: str, method: str, data: bytes = b"",
+             headers: dict[str, str] | None = None) -> int:
+    """The status of one request on a connection of its own."""
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_conditional_tag_puts_racing_on_two_workers_let_exactly_one_win(
+        tmp_path: Path) -> None:
+    """`If-None-Match: *` is checked in the write itself: of 24 racing first pushes of one
+    tag, each on a new connection (the kernel spreads them over both workers), one gets 201
+    and the others 412."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v2/race"
+    log_path = tmp_path / "log"
+    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
+    try:
+        _wait_for_lines(log_path, "listening on", 2)
+        config = b"{}"
+        digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        assert _request(f"{url}/blobs/uploads/?digest={digest}", "POST", config) == 201
+        manifests = [json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest, "size": len(config)},
+            "layers": [], "annotations": {"n": str(i)}}).encode() for i in range(24)]
+        with concurrent.futures.ThreadPoolExecutor(len(manifests)) as pool:
+            statuses = list(pool.map(lambda body: _request(
+                f"{url}/manifests/latest", "PUT", body, {
+                    "Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                    "If-None-Match": "*"}), manifests))
+        assert sorted(statuses) == [201] + [412] * 23
+        winner = manifests[statuses.index(201)]
+        with urllib.request.urlopen(f"{url}/manifests/latest") as resp:
+            assert resp.read() == winner
     finally:
         _stop(proc)
     assert proc.returncode == 0

@@ -322,6 +322,82 @@ async def test_if_match_not_naming_the_manifest_is_412(reg) -> None:
     assert resp.status == 200
 
 
+async def _two_images(reg) -> tuple[bytes, bytes]:
+    """Two image manifests of `app` (blobs pushed, manifests not yet put)."""
+    return (await _manifest_over_pushed_blobs(reg, b'{"n":1}', b"one"),
+            await _manifest_over_pushed_blobs(reg, b'{"n":2}', b"two"))
+
+
+async def _tagged(reg, tag: str) -> str | None:
+    resp = await reg.head(f"/v2/app/manifests/{tag}")
+    return resp.headers["Docker-Content-Digest"] if resp.status == 200 else None
+
+
+async def test_put_if_none_match_star_never_overwrites_a_tag(reg) -> None:
+    """The spec's conditional requests: `If-None-Match: *` creates a tag or is 412."""
+    old, new = await _two_images(reg)
+    assert (await reg.put_manifest("app", "v1", old)).status == 201
+    resp = await reg.put_manifest("app", "v1", new, conditions={"If-None-Match": "*"})
+    assert resp.status == 412
+    assert await reg.error_code(resp) == "DENIED"
+    assert await _tagged(reg, "v1") == reg.sha(old)
+    resp = await reg.put_manifest("app", "v2", new, conditions={"If-None-Match": "*"})
+    assert resp.status == 201
+    assert await _tagged(reg, "v2") == reg.sha(new)
+    # By digest the target is the manifest itself; listing another ETag lets the write on.
+    resp = await reg.put_manifest("app", reg.sha(old), old, conditions={"If-None-Match": "*"})
+    assert resp.status == 412
+    resp = await reg.put_manifest("app", "v1", new,
+                                  conditions={"If-None-Match": f'W/"{reg.sha(old)}"'})
+    assert resp.status == 412  # If-None-Match compares weakly
+    resp = await reg.put_manifest("app", "v1", new,
+                                  conditions={"If-None-Match": f'"{reg.sha(new)}"'})
+    assert resp.status == 201
+
+
+async def test_put_if_match_moves_a_tag_only_from_the_expected_manifest(reg) -> None:
+    """`If-Match: "<digest>"` (the ETag a GET gave) guards a tag against lost updates."""
+    old, new = await _two_images(reg)
+    assert (await reg.put_manifest("app", "v1", old)).status == 201
+    for stale in (f'"{reg.sha(new)}"', f'W/"{reg.sha(old)}"', '"not-a-digest"'):
+        resp = await reg.put_manifest("app", "v1", new, conditions={"If-Match": stale})
+        assert resp.status == 412, stale  # (a weak tag never matches strongly)
+        assert await _tagged(reg, "v1") == reg.sha(old)
+    resp = await reg.put_manifest("app", "v2", new, conditions={"If-Match": "*"})
+    assert resp.status == 412  # no manifest under v2 yet
+    assert await _tagged(reg, "v2") is None
+    resp = await reg.put_manifest("app", "v1", new, params={"tag": "extra"}, conditions={
+        "If-Match": f'"sha256:{"0" * 64}", "{reg.sha(old)}"'})
+    assert resp.status == 201
+    assert resp.headers["OCI-Tag"] == "extra"
+    assert await _tagged(reg, "v1") == await _tagged(reg, "extra") == reg.sha(new)
+    resp = await reg.put_manifest("app", "v1", old, conditions={"If-Match": "*"})
+    assert resp.status == 201
+    assert await _tagged(reg, "v1") == reg.sha(old)
+
+
+async def test_delete_if_match_removes_only_the_expected_manifest(reg) -> None:
+    old, new = await _two_images(reg)
+    for tag, body in (("v1", old), ("v2", new)):
+        assert (await reg.put_manifest("app", tag, body)).status == 201
+    stale = {"If-Match": f'"{reg.sha(new)}"'}
+    assert (await reg.client.delete("/v2/app/manifests/v1", headers=stale)).status == 412
+    assert await _tagged(reg, "v1") == reg.sha(old)
+    resp = await reg.client.delete(f"/v2/app/manifests/{reg.sha(old)}", headers=stale)
+    assert resp.status == 412
+    resp = await reg.client.delete(f"/v2/app/manifests/{reg.sha(new)}",
+                                   headers={"If-None-Match": "*"})
+    assert resp.status == 412
+    assert await _tagged(reg, "v2") == reg.sha(new)
+    resp = await reg.client.delete("/v2/app/manifests/v1",
+                                   headers={"If-Match": f'"{reg.sha(old)}"'})
+    assert resp.status == 202
+    assert await _tagged(reg, "v1") is None
+    # Nothing to delete is 404 whatever the condition (RFC 9110 §13.2.1).
+    resp = await reg.client.delete("/v2/app/manifests/v1", headers={"If-Match": "*"})
+    assert resp.status == 404
+
+
 async def _multi_arch(reg, index_type: str = mt.OCI_INDEX,
                       child_type: str = mt.OCI_MANIFEST,
                       arches: tuple[str, ...] = ("arm64", "amd64")) -> tuple[bytes, dict]:

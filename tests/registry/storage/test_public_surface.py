@@ -14,6 +14,7 @@ def test_exported_members_are_pinned() -> None:
         "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
         "MemoryDriver", "PathNotFound", "RegistryStore", "StorageDriver", "StorageError",
         "StoreConfig", "StoredManifest", "UploadState", "UploadStatus", "UploadStore",
+        "WriteCondition",
     ]
     for name in storage.__all__:
         assert getattr(storage, name) is not None
