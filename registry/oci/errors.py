@@ -156,6 +156,12 @@ class PaginationInvalid(Unsupported):
     default_message = "invalid number of results requested"
 
 
+class TransferCodingUnsupported(Unsupported):
+    """A request body in a transfer coding other than chunked (RFC 9112 §6.1: 501)."""
+
+    default_message = "the request body's transfer coding is not supported"
+
+
 class PreconditionFailed(Denied):
     """A conditional manifest write (If-Match / If-None-Match) whose condition does not hold
     for what the reference names now: the write is refused, nothing changed."""

@@ -22,6 +22,11 @@ from registry.oci.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("registry.server")
 
+class IncompleteBody(ConnectionResetError):
+    """The client ended its request body (FIN) before its Content-Length. A client that only
+    half-closed its connection still reads the answer: 400 BLOB_UPLOAD_INVALID."""
+
+
 STATUS: Mapping[type[RegistryError], int] = {
     errors.BlobUnknown: 404,
     errors.BlobUploadInvalid: 400,
@@ -40,6 +45,7 @@ STATUS: Mapping[type[RegistryError], int] = {
     errors.PreconditionFailed: 412,  # RFC 9110 §13.1.1-2, as the spec's conditional requests
     errors.Unsupported: 405,
     errors.PaginationInvalid: 400,
+    errors.TransferCodingUnsupported: 501,  # RFC 9112 §6.1
     errors.TooManyRequests: 429,
     errors.UnknownError: 500,
 }
@@ -101,6 +107,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         exc.headers[API_VERSION_HEADER] = API_VERSION
         raise
+    except IncompleteBody as exc:  # (as nginx, which logs a body cut short as 400)
+        response = error_response(errors.BlobUploadInvalid(str(exc)))
+        response.force_close()
+        return response
     except (ConnectionError, TimeoutError) as exc:
         # The client went away, or stopped sending its body: no error to render, nothing to
         # alarm anyone about. The access log shows 499 (nginx's "client closed request") or

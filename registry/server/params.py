@@ -19,9 +19,11 @@ from registry.oci.errors import (
     NameInvalid,
     PaginationInvalid,
     RangeInvalid,
+    TransferCodingUnsupported,
     Unsupported,
 )
 from registry.oci.reference import validate_name
+from registry.server.errors import IncompleteBody
 
 MAX_PAGE = 10_000
 
@@ -149,9 +151,21 @@ def request_body(request: web.Request,
     back to aiohttp afterwards: were it closed, the session's next chunk could reach another
     worker process, whose live hasher is not in step with the data (a re-hash at commit).
     """
+    check_transfer_coding(request)
     if SocketBody.fits(request) and (ends_upload or _can_hand_back(request)):
         return SocketBody(request)
     return body_pieces(request)
+
+
+def check_transfer_coding(request: web.Request) -> None:
+    """TransferCodingUnsupported (501) for a body in any transfer coding but chunked, which
+    aiohttp decodes: another (gzip, say) would be stored still encoded (RFC 9112 §6.1)."""
+    for field in request.headers.getall(hdrs.TRANSFER_ENCODING, ()):
+        for coding in field.split(","):
+            if coding.strip().lower() not in ("chunked", ""):
+                raise TransferCodingUnsupported(
+                    detail={"Transfer-Encoding": ", ".join(
+                        request.headers.getall(hdrs.TRANSFER_ENCODING))[:200]})
 
 
 def _can_hand_back(request: web.Request) -> bool:
@@ -290,8 +304,8 @@ class SocketBody:
                 self._poll.poll(_POLL_SECONDS * 1000)
                 continue
             if not n:
-                raise ConnectionResetError(
-                    f"client closed the connection with {self._left} body bytes unsent")
+                raise IncompleteBody(
+                    f"the client ended the body with {self._left} of its bytes unsent")
             return n
 
     def close(self) -> None:
@@ -411,6 +425,7 @@ class TooLarge(Exception):
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body if it is at most `limit` bytes, else TooLarge (read no further)."""
+    check_transfer_coding(request)
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(request.content_length)
     data = bytearray()
