@@ -153,7 +153,8 @@ async def _error_from_response(resp: aiohttp.ClientResponse, what: str) -> Regis
     body = b""
     with contextlib.suppress(Exception):
         body = await resp.content.read(64 * 1024)
-    with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError):
+    with contextlib.suppress(ValueError, AttributeError, TypeError, IndexError, KeyError,
+                             RecursionError):
         errors = json.loads(body)["errors"]
         first = errors[0]
         message = f"{what}: {first.get('message') or first.get('code')}"
@@ -373,7 +374,7 @@ class RegistryClient:
         if expected is not None and actual != expected:
             raise DigestInvalid(f"{what}: content hashes to {actual}, expected {expected}")
         media_type = ctype
-        with contextlib.suppress(ValueError, AttributeError):
+        with contextlib.suppress(ValueError, AttributeError, RecursionError):
             obj = json.loads(data)
             if isinstance(obj, dict) and isinstance(obj.get("mediaType"), str):
                 media_type = obj["mediaType"]

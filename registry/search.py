@@ -271,7 +271,7 @@ class SearchIndex:
             async for chunk in self._store.blobs.read(repo, digest):
                 chunks.append(chunk)
             config = json.loads(b"".join(chunks))
-        except (RegistryError, ValueError, OSError):
+        except (RegistryError, ValueError, OSError, RecursionError):
             return {}
         labels = (config.get("config") or {}).get("Labels") if isinstance(config, dict) else None
         if not isinstance(labels, dict):

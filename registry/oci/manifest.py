@@ -114,6 +114,8 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except RecursionError:  # json nests one Python call per level
+        raise ManifestInvalid("manifest JSON is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     media_type = detect_media_type(obj, content_type)
@@ -247,6 +249,8 @@ class ImageConfig:
             return cls.from_json(json.loads(data))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ManifestInvalid(f"image config is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ManifestInvalid("image config JSON is nested too deeply") from None
 
     @property
     def platform(self) -> Platform:

@@ -16,6 +16,10 @@ ODD_REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
      "application/vnd.docker.distribution.manifest.v1+prettyjws"}, b"{}"),
     ("PUT", "/v2/app/manifests/latest", {}, b'{"schemaVersion": 2, "manifests": [{}]}'),
     ("PUT", "/v2/app/manifests/sha256:abc", {}, b"{}"),
+    ("PUT", "/v2/app/manifests/deep", {}, b'{"schemaVersion": 2, "annotations": '
+     + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("PUT", "/v2/app/manifests/deep", {}, b'{"schemaVersion": 2, "manifests": '
+     + b'[{"a":' * 50_000 + b"0" + b"}]" * 50_000 + b"}"),
     ("PUT", "/v2/app/manifests/" + "t" * 200, {}, b"{}"),
     ("POST", "/v2/app/blobs/uploads/?digest=sha256:zz", {}, b"x"),
     ("POST", "/v2/app/blobs/uploads/?digest=", {}, b"x"),

@@ -133,3 +133,17 @@ async def test_reindex_rebuilds_from_storage(reg) -> None:
     assert count == 1
     page = await index.search("phoenix")
     assert [h.name for h in page.hits] == ["re/indexed"]
+
+
+async def test_an_image_whose_config_nests_too_deeply_is_still_indexed(reg) -> None:
+    """Labels come from the config blob, which the registry takes as any blob: one nested past
+    the JSON parser's depth gives no labels, not a failed index update."""
+    config = b'{"config": {"Labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    layer = b"layer"
+    await reg.push_blob("deep/config", config)
+    await reg.push_blob("deep/config", layer)
+    resp = await reg.put_manifest("deep/config", "v1", reg.image_manifest(config, [layer]))
+    assert resp.status == 201
+    await _settle(reg)
+    resp = await reg.get("/strata/v1/search", params={"q": "deep"})
+    assert [r["name"] for r in (await resp.json())["results"]] == ["deep/config"]
