@@ -22,6 +22,7 @@ from registry.oci.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("registry.server")
 
+
 class IncompleteBody(ConnectionResetError):
     """The client ended its request body (FIN) before its Content-Length. A client that only
     half-closed its connection still reads the answer: 400 BLOB_UPLOAD_INVALID."""
