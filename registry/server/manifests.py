@@ -28,13 +28,20 @@ def _reference(text: str) -> str:
     return validate_tag(text)
 
 
+def _existing_reference(text: str) -> str:
+    """The reference of a read or a delete: a digest is validated, while a string that is no
+    valid tag names no manifest, so the store answers 404 MANIFEST_UNKNOWN (as the spec's
+    conformance tests ask of `.INVALID_MANIFEST_NAME`), not 400."""
+    return str(parse_digest(text)) if is_digest(text) or ":" in text else text
+
+
 async def get_manifest(request: web.Request) -> web.Response:
     """200 with the exact stored bytes; Content-Type is the stored media type. `Accept` is
     negotiated (registry/server/negotiation.py). The digest is the ETag: If-None-Match
     naming it is 304, If-Match not naming it 412."""
     match = request.match_info
     name = repo_name(request)
-    reference = _reference(match["reference"])
+    reference = _existing_reference(match["reference"])
     manifests = request.app[keys.STORE].manifests
     accept = ", ".join(request.headers.getall("Accept", ())) or None  # docker sends several
     stored = None
@@ -112,7 +119,7 @@ async def delete_manifest(request: web.Request) -> web.Response:
     """202: by digest removes the manifest and its tags; by tag removes only the tag. With
     If-Match / If-None-Match, 412 (nothing removed) unless the condition holds."""
     name = repo_name(request)
-    reference = _reference(request.match_info["reference"])
+    reference = _existing_reference(request.match_info["reference"])
     await request.app[keys.STORE].manifests.delete(
         name, reference, write_condition(request.headers, reference))
     return web.Response(status=202)

@@ -219,6 +219,18 @@ async def test_unknown_manifest_is_404_manifest_unknown(reg) -> None:
         assert await reg.error_code(resp) in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN")
 
 
+async def test_a_reference_that_is_no_valid_tag_names_no_manifest_404(reg) -> None:
+    """The spec's conformance tests read `.INVALID_MANIFEST_NAME` and want 404 (only a PUT
+    of such a tag is 400 MANIFEST_INVALID)."""
+    await reg.push_image("app", "v1")
+    for ref in (".INVALID_MANIFEST_NAME", "-bad", "x" * 129):
+        for method in ("GET", "HEAD", "DELETE"):
+            resp = await reg.request(method, f"/v2/app/manifests/{ref}")
+            assert resp.status == 404, (method, ref)
+            if method != "HEAD":
+                assert await reg.error_code(resp) == "MANIFEST_UNKNOWN"
+
+
 async def test_manifest_in_unknown_repository_is_404(reg) -> None:
     resp = await reg.get("/v2/never/pushed/manifests/latest")
     assert resp.status == 404
