@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import http.client
 import json
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,21 @@ def _wait_for_lines(path: Path, needle: str, count: int, timeout: float = 20) ->
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _two_workers(tmp_path: Path, *extra: str) -> Iterator[tuple[int, Path]]:
+    """`serve --workers 2` on a free port, both workers listening: yields the port and the
+    log's path, then stops the server and checks that it exited cleanly."""
+    port = free_port()
+    log_path = tmp_path / "log"
+    proc = _serve(tmp_path, port, "--workers", "2", *extra, log=log_path)
+    try:
+        _wait_for_lines(log_path, "listening on", 2)
+        yield port, log_path
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+
+
 def _serve(tmp_path: Path, port: int, *extra: str, log: Path | None = None,
            env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`python -m registry.server serve` on 127.0.0.1:`port` with root tmp_path/root, output
@@ -107,12 +124,8 @@ def _serve(tmp_path: Path, port: int, *extra: str, log: Path | None = None,
 
 
 def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "log"
-    proc = _serve(tmp_path, port, "--workers", "2", "--log-format", "json", log=log_path)
-    try:
-        _wait_for_lines(log_path, "listening on", 2)
+    with _two_workers(tmp_path, "--log-format", "json") as (port, log_path):
+        url = f"http://127.0.0.1:{port}"
         for _ in range(20):
             with urllib.request.urlopen(url + "/v2/") as resp:
                 assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
@@ -125,9 +138,6 @@ def test_serve_with_two_workers_logs_json_access_lines(tmp_path: Path) -> None:
         for _ in range(10):  # every worker sees the blob
             with urllib.request.urlopen(f"{url}/v2/app/blobs/{digest}") as resp:
                 assert resp.read() == data
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0
     err = log_path.read_text()
     assert "Traceback" not in err
     pids = set()
@@ -209,12 +219,8 @@ def test_long_tokens_and_urls_are_served(tmp_path: Path) -> None:
 
 def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
     """Each request opens a new connection, so the kernel spreads them over both workers."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "log"
-    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
-    try:
-        _wait_for_lines(log_path, "listening on", 2)
+    with _two_workers(tmp_path) as (port, log_path):
+        url = f"http://127.0.0.1:{port}"
         for _ in range(3):
             data = os.urandom(40_000)
             req = urllib.request.Request(f"{url}/v2/multi/blobs/uploads/", method="POST")
@@ -236,20 +242,13 @@ def test_upload_session_continues_on_any_worker(tmp_path: Path) -> None:
             for _ in range(4):
                 with urllib.request.urlopen(f"{url}/v2/multi/blobs/{digest}") as resp:
                     assert resp.read() == data
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0
 
 
 def test_large_chunks_share_one_connection_and_one_worker(tmp_path: Path) -> None:
     """Chunks of 4 MiB or more come straight from the socket; each worker hands the connection
     back to its server afterwards, so the whole upload stays on one keep-alive connection (and
     one worker's live hasher)."""
-    port = free_port()
-    log_path = tmp_path / "log"
-    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
-    try:
-        _wait_for_lines(log_path, "listening on", 2)
+    with _two_workers(tmp_path) as (port, log_path):
         size = DIRECT_BODY_MIN + 12_345
         data = os.urandom(3 * size)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -276,9 +275,6 @@ def test_large_chunks_share_one_connection_and_one_worker(tmp_path: Path) -> Non
         assert resp.read() == data
         assert conn.sock is sock  # one connection from start to end
         conn.close()
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0
 
 
 def _request(url: str, method: str, data: bytes = b"",
@@ -297,12 +293,8 @@ def test_conditional_tag_puts_racing_on_two_workers_let_exactly_one_win(
     """`If-None-Match: *` is checked in the write itself: of 24 racing first pushes of one
     tag, each on a new connection (the kernel spreads them over both workers), one gets 201
     and the others 412."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v2/race"
-    log_path = tmp_path / "log"
-    proc = _serve(tmp_path, port, "--workers", "2", log=log_path)
-    try:
-        _wait_for_lines(log_path, "listening on", 2)
+    with _two_workers(tmp_path) as (port, log_path):
+        url = f"http://127.0.0.1:{port}/v2/race"
         config = b"{}"
         digest = "sha256:" + hashlib.sha256(config).hexdigest()
         assert _request(f"{url}/blobs/uploads/?digest={digest}", "POST", config) == 201
@@ -320,9 +312,6 @@ def test_conditional_tag_puts_racing_on_two_workers_let_exactly_one_win(
         winner = manifests[statuses.index(201)]
         with urllib.request.urlopen(f"{url}/manifests/latest") as resp:
             assert resp.read() == winner
-    finally:
-        _stop(proc)
-    assert proc.returncode == 0
 
 
 def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
