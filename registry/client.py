@@ -535,7 +535,7 @@ class RegistryClient:
                 new_location = resp.headers.get("Location", location)
         except (TransportError, oci_errors.BlobUploadUnknown, NameUnknown):
             return await self.start_upload(repository), 0
-        m = re.fullmatch(r"(?:bytes=)?0-(\d+)", rng.strip())
+        m = re.fullmatch(r"(?:bytes=)?0-([0-9]{1,18})", rng.strip())
         end = int(m.group(1)) if m else 0
         if end == 0:
             return await self.start_upload(repository), 0

@@ -112,8 +112,8 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
         raise ManifestTooLarge(f"manifest is {len(data)} bytes; the limit is {MAX_MANIFEST_BYTES}")
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    except ValueError as exc:  # bad UTF-8 or JSON, an integer of over 4,300 digits
+        raise ManifestInvalid(f"manifest is not valid JSON: {str(exc)[:200]}") from None
     except RecursionError:  # json nests one Python call per level
         raise ManifestInvalid("manifest JSON is nested too deeply") from None
     if not isinstance(obj, dict):
@@ -246,11 +246,12 @@ class ImageConfig:
     @classmethod
     def from_bytes(cls, data: bytes) -> ImageConfig:
         try:
-            return cls.from_json(json.loads(data))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestInvalid(f"image config is not valid JSON: {exc}") from None
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ManifestInvalid(f"image config is not valid JSON: {str(exc)[:200]}") from None
         except RecursionError:
             raise ManifestInvalid("image config JSON is nested too deeply") from None
+        return cls.from_json(obj)
 
     @property
     def platform(self) -> Platform:

@@ -61,7 +61,8 @@ class RegistryConfig:
 
 def split_addr(addr: str) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if (not sep or not (port.isascii() and port.isdigit()) or len(port) > 5
+            or not 0 <= int(port) <= 65535):
         raise ConfigError(f"addr {addr!r}: expected HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
 

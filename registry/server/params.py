@@ -53,17 +53,32 @@ def parse_digest(text: str | None, what: str = "digest") -> Digest:
         raise DigestInvalid(exc.message, detail={"digest": text}) from None
 
 
+HUGE = 10 ** 18
+"""What a number of more than 18 digits counts as: more than any count or byte position here
+(int() itself refuses strings of over 4,300 digits)."""
+
+
+def decimal(text: str) -> int | None:
+    """`text` as a whole number if it is ASCII digits only, else None: int() would also take
+    "5_0", "+3", " 3" and other scripts' digits ("²" passes isdigit() but not int()). More
+    than 18 digits count as HUGE."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text) if len(text) <= 18 else HUGE
+
+
 def query_int(request: web.Request, key: str, signed: bool = False) -> int | None:
     """The query parameter `key` as a whole number of ASCII digits (with a leading `-` when
-    `signed`), None when absent or empty; PaginationInvalid (400) for anything else, which
-    int() would take: "5_0", "+3", " 3", Arabic-Indic digits."""
+    `signed`), None when absent or empty; PaginationInvalid (400) for anything else."""
     raw = request.query.get(key)
     if raw is None or raw == "":
         return None
-    digits = raw[1:] if signed and raw.startswith("-") else raw
-    if not (digits.isascii() and digits.isdigit()):
-        raise PaginationInvalid(f"{key}={raw!r} is not a number", detail={key: raw})
-    return int(raw)
+    negative = signed and raw.startswith("-")
+    value = decimal(raw[1:] if negative else raw)
+    if value is None:
+        raise PaginationInvalid(f"{key}={raw[:100]!r} is not a number",
+                                detail={key: raw[:100]})
+    return -value if negative else value
 
 
 def pagination(request: web.Request) -> tuple[int | None, str | None]:
@@ -90,14 +105,15 @@ def content_range_start(request: web.Request) -> int | None:
             text = text[len(prefix):]
     text = text.split("/", 1)[0]
     start_s, sep, end_s = text.partition("-")
-    if not sep or not start_s.isdigit() or not end_s.isdigit():
-        raise RangeInvalid(f"malformed Content-Range {header!r}")
-    start, end = int(start_s), int(end_s)
+    start, end = decimal(start_s), decimal(end_s)
+    if not sep or start is None or end is None:
+        raise RangeInvalid(f"malformed Content-Range {header[:100]!r}")
     if end < start:
-        raise RangeInvalid(f"Content-Range end before start: {header!r}")
+        raise RangeInvalid(f"Content-Range end before start: {header[:100]!r}")
     length = request.content_length
     if length is not None and length != end - start + 1:
-        raise RangeInvalid(f"Content-Range {header!r} does not match Content-Length {length}")
+        raise RangeInvalid(
+            f"Content-Range {header[:100]!r} does not match Content-Length {length}")
     return start
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
+from registry.server.params import decimal
 from registry.storage import WriteCondition
 
 _ENTITY_TAG = re.compile(r'(W/)?"([\x21\x23-\x7e\x80-\xff]*)"')
@@ -127,17 +128,16 @@ def _byte_range(field: str, size: int) -> Reply | None:
     match = _BYTE_RANGE.fullmatch(specs[0])
     if match is None:
         return None
-    first, last = match.groups()
-    if first:  # "a-b" or "a-"
-        start = int(first)
-        if last and int(last) < start:
+    first, last = (decimal(text) for text in match.groups())
+    if first is not None:  # "a-b" or "a-"
+        if last is not None and last < first:
             return None  # invalid, not unsatisfiable
-        if start >= size:
+        if first >= size:
             return Reply(416)
-        return Reply(206, start, min(int(last) + 1, size) if last else size)
-    if not last:  # "-"
+        return Reply(206, first, min(last + 1, size) if last is not None else size)
+    if last is None:  # "-"
         return None
-    suffix = int(last)
+    suffix = last
     if suffix == 0:
         return Reply(416)
     if size == 0:

@@ -30,6 +30,10 @@ ODD_REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("PUT", "/v2/app/blobs/uploads/nothex?digest=sha256:" + "0" * 64, {}, b""),
     ("GET", "/v2/app/tags/list?n=99999999999999999999", {}, b""),
     ("GET", "/v2/app/tags/list?n=1e3", {}, b""),
+    ("GET", "/v2/app/tags/list?n=" + "9" * 5000, {}, b""),
+    ("GET", "/v2/app/tags/list?n=%C2%B2", {}, b""),
+    ("GET", "/strata/v1/search?q=app&page=" + "9" * 5000, {}, b""),
+    ("PUT", "/v2/app/manifests/huge", {}, b'{"schemaVersion": 2, "n": ' + b"1" * 5000 + b"}"),
     ("GET", "/v2/_catalog?n=-5", {}, b""),
     ("GET", "/v2/app/referrers/sha512:abc", {}, b""),
     ("GET", "/v2/app/referrers/not-a-digest", {}, b""),
@@ -59,7 +63,8 @@ async def test_odd_request_is_answered_without_500(reg, method: str, path: str,
 
 
 async def test_bad_content_range_values_never_500(reg) -> None:
-    for value in ("", "bytes", "a-b", "5-2", "0-", "-5", "0-99999999999999999999999", "0-9/10"):
+    for value in ("", "bytes", "a-b", "5-2", "0-", "-5", "0-99999999999999999999999", "0-9/10",
+                  "\u00b2-3", "0-\u0669", "0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5001):
         resp = await reg.post("/v2/app/blobs/uploads/")
         location = resp.headers["Location"]
         resp = await reg.patch(location, data=b"0123456789", headers={"Content-Range": value})
