@@ -309,10 +309,17 @@ class UploadStore:
         await self._driver.move(data, target)
 
     async def cancel(self, repo: str, uuid: str) -> None:
+        """End the session, removing what it received. An append or commit that another
+        process is running on it goes first (the cancel waits for their writer); once a
+        commit has taken the data, the session is gone (BlobUploadUnknown)."""
         session = await self._session(repo, uuid)
         async with session.lock:
-            session, _ = await self._open(repo, uuid, UploadAction.CANCEL)
-            await self._remove(session, UploadState.CANCELLED)
+            session = await self._check(repo, uuid, UploadAction.CANCEL)
+            writer = await self._data_writer(session, None)
+            try:
+                await self._remove(session, UploadState.CANCELLED)
+            finally:
+                await writer.close()
 
     async def put(self, repo: str, digest: Digest, chunks: Body) -> BlobInfo:
         """Monolithic upload (POST ?digest=): a session opened and committed in one call."""

@@ -314,6 +314,31 @@ def test_conditional_tag_puts_racing_on_two_workers_let_exactly_one_win(
             assert resp.read() == winner
 
 
+def test_a_commit_racing_a_cancel_on_two_workers_ends_one_way(tmp_path: Path) -> None:
+    """PUT ?digest= and DELETE of one session, sent at once on new connections (so over both
+    workers): never a 500, and exactly one of them wins. The cancel waits for the commit's
+    writer; once the commit has taken the data, the session is gone (404)."""
+    with _two_workers(tmp_path) as (port, _):
+        url = f"http://127.0.0.1:{port}"
+        outcomes = set()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for _ in range(40):
+                data = os.urandom(100_000)
+                digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                req = urllib.request.Request(f"{url}/v2/race/blobs/uploads/", method="POST")
+                with urllib.request.urlopen(req) as resp:
+                    location = url + resp.headers["Location"]
+                assert _request(location, "PATCH", data, {"Content-Range": "0-99999"}) == 202
+                put = pool.submit(_request, f"{location}?digest={digest}", "PUT")
+                delete = pool.submit(_request, location, "DELETE")
+                statuses = (put.result(), delete.result())
+                assert statuses in ((201, 404), (404, 204)), statuses
+                blob = _request(f"{url}/v2/race/blobs/{digest}", "HEAD")
+                assert blob == (200 if statuses[0] == 201 else 404)
+                outcomes.add(statuses)
+        assert outcomes  # (which one wins is up to the race)
+
+
 def test_upload_session_survives_a_restart(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

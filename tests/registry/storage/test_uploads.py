@@ -270,11 +270,12 @@ async def test_an_append_waiting_behind_a_commit_finds_the_session_gone(tmp_path
         await b.close()
 
 
-async def test_a_cancel_during_a_large_append_is_no_server_error(tmp_path: Path) -> None:
-    """Another process cancels (removes) the session while a large append is between its
-    pieces: the append's direct writes used to reopen the data by path (FileNotFoundError,
-    a 500). They reopen the descriptor they hold instead."""
-    config = StoreConfig(tmp_path / "root")
+async def test_a_session_removed_during_a_large_append_is_no_server_error(
+        tmp_path: Path) -> None:
+    """Another process removes the session (its purge of expired uploads) while a large
+    append is between its pieces: the append's direct writes used to reopen the data by path
+    (FileNotFoundError, a 500). They reopen the descriptor they hold instead."""
+    config = StoreConfig(tmp_path / "root", upload_ttl_seconds=60)
     a, b = await RegistryStore.open(config), await RegistryStore.open(config)
     try:
         status = await a.uploads.start(REPO)
@@ -282,9 +283,33 @@ async def test_a_cancel_during_a_large_append_is_no_server_error(tmp_path: Path)
         append = asyncio.create_task(a.uploads.append(
             REPO, status.uuid, _pieces(b"x" * 8192, os.urandom(8 << 20), gate=gate), 0))
         await asyncio.sleep(0.2)
-        await b.uploads.cancel(REPO, status.uuid)
+        assert await b.uploads.purge_expired(now=time.time() + 120) == 1
         gate.set()
         await append  # the bytes went into the removed file: nothing left behind, no error
+        assert not (tmp_path / "root" / "uploads" / status.uuid).exists()
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_cancel_waits_for_an_append_in_another_process(tmp_path: Path) -> None:
+    """A cancel (DELETE) on one worker while a PATCH runs on another goes after it, as it does
+    within one process: it used to remove the session under a running commit, whose next
+    step then failed with FileNotFoundError (a 500)."""
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    try:
+        status = await a.uploads.start(REPO)
+        gate = asyncio.Event()
+        append = asyncio.create_task(a.uploads.append(
+            REPO, status.uuid, _pieces(b"x" * 8192, b"y" * 100, gate=gate), 0))
+        await asyncio.sleep(0.2)
+        cancel = asyncio.create_task(b.uploads.cancel(REPO, status.uuid))
+        await asyncio.sleep(0.3)
+        assert not cancel.done()
+        gate.set()
+        assert (await append).offset == 8292
+        await asyncio.wait_for(cancel, 10)
         with pytest.raises(BlobUploadUnknown):
             await a.uploads.status(REPO, status.uuid)
         assert not (tmp_path / "root" / "uploads" / status.uuid).exists()
