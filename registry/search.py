@@ -133,6 +133,15 @@ def fts_query(text: str) -> str | None:
     return " ".join(f'"{w}"*' for w in words)
 
 
+def _is_text(value: object) -> bool:
+    """Whether str(value) is Unicode text SQLite can store (no lone surrogate)."""
+    try:
+        str(value).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class SearchIndex:
     """The index over one SQLite file. Blocking SQLite work runs in one dedicated thread."""
 
@@ -273,10 +282,12 @@ class SearchIndex:
             config = json.loads(b"".join(chunks))
         except (RegistryError, ValueError, OSError, RecursionError):
             return {}
-        labels = (config.get("config") or {}).get("Labels") if isinstance(config, dict) else None
+        inner = config.get("config") if isinstance(config, dict) else None
+        labels = inner.get("Labels") if isinstance(inner, dict) else None
         if not isinstance(labels, dict):
             return {}
-        return {str(k): str(v) for k, v in labels.items()}
+        # (a config is any blob: a label that is no text, "\ud800" say, is left out)
+        return {str(k): str(v) for k, v in labels.items() if _is_text(k) and _is_text(v)}
 
     def _write(self, repo: str, facts: RepoFacts | None) -> None:
         with self._lock:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.oci.digest import Digest
-from registry.oci.errors import ManifestInvalid
+from registry.oci.errors import ManifestInvalid, Unsupported
+
+MAX_SIZE = 2 ** 63 - 1  # descriptor sizes are int64 (image-spec descriptor.md)
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
          "armv7l": "arm", "armv6l": "arm", "i386": "386", "i686": "386", "ppc64le": "ppc64le",
@@ -61,9 +63,8 @@ class Platform:
         if not isinstance(obj, dict) or not isinstance(obj.get("os"), str) \
                 or not isinstance(obj.get("architecture"), str):
             raise ManifestInvalid("platform needs string fields os and architecture")
-        feats = obj.get("os.features") or ()
-        return cls(obj["os"], obj["architecture"], obj.get("variant"), obj.get("os.version"),
-                   tuple(feats))
+        return cls(obj["os"], obj["architecture"], _optional_str(obj, "variant"),
+                   _optional_str(obj, "os.version"), _strings(obj, "os.features"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +104,45 @@ class Descriptor:
             raise ManifestInvalid("descriptor mediaType must be a non-empty string")
         if not isinstance(digest, str):
             raise ManifestInvalid("descriptor digest must be a string")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ManifestInvalid("descriptor size must be a non-negative integer")
-        annotations = obj.get("annotations")
-        if annotations is not None and (not isinstance(annotations, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())):
-            raise ManifestInvalid("annotations must map strings to strings")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+            raise ManifestInvalid("descriptor size must be an integer from 0 to 2^63-1")
+        try:
+            parsed = Digest.parse(digest)
+        except Unsupported as exc:  # an unknown algorithm: a bad manifest, not a 405
+            raise ManifestInvalid(f"descriptor {exc.message}") from None
         platform = obj.get("platform")
         return cls(
             media_type=media_type,
-            digest=Digest.parse(digest),
+            digest=parsed,
             size=size,
-            annotations=annotations,
+            annotations=annotations_of(obj),
             platform=Platform.from_json(platform) if platform is not None else None,
-            artifact_type=obj.get("artifactType"),
-            urls=tuple(obj.get("urls") or ()),
-            data=obj.get("data"),
+            artifact_type=_optional_str(obj, "artifactType"),
+            urls=_strings(obj, "urls"),
+            data=_optional_str(obj, "data"),
         )
+
+
+def annotations_of(obj: dict[str, Any]) -> dict[str, str] | None:
+    """The object's `annotations`: a map of strings to strings, or None when absent."""
+    annotations = obj.get("annotations")
+    if annotations is not None and (not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())):
+        raise ManifestInvalid("annotations must map strings to strings")
+    return annotations
+
+
+def _optional_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ManifestInvalid(f"{key} must be a string")
+    return value
+
+
+def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestInvalid(f"{key} must be an array of strings")
+    return tuple(value)

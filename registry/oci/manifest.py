@@ -7,11 +7,12 @@ A manifest's digest is always the digest of the exact bytes received (never of a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from registry.oci import mediatypes as mt
-from registry.oci.descriptor import Descriptor, Platform
+from registry.oci.descriptor import Descriptor, Platform, annotations_of
 from registry.oci.errors import ManifestInvalid, ManifestTooLarge
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -124,15 +125,16 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
                               detail={"mediaType": media_type})
     if media_type not in mt.MANIFESTS:
         raise ManifestInvalid(f"unknown manifest media type {media_type!r}")
-    if obj.get("schemaVersion") != 2:
-        raise ManifestInvalid("schemaVersion must be 2")
+    version = obj.get("schemaVersion")
+    if type(version) is not int or version != 2:  # (not 2.0, which Go clients refuse)
+        raise ManifestInvalid("schemaVersion must be the integer 2")
+    if _LONE_SURROGATE_ESCAPE.search(data) and not _is_text(obj):
+        raise ManifestInvalid("manifest holds a lone UTF-16 surrogate escape, which is no text")
     subject = _optional_descriptor(obj, "subject")
     artifact_type = obj.get("artifactType")
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise ManifestInvalid("artifactType must be a string")
-    annotations = obj.get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        raise ManifestInvalid("annotations must be an object")
+    annotations = annotations_of(obj)
     if media_type in mt.INDEXES:
         if "config" in obj or "layers" in obj:
             raise ManifestInvalid("an index has no config or layers")
@@ -151,6 +153,19 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> Manifest:
     return ImageManifest(media_type, Descriptor.from_json(obj["config"]),
                          tuple(Descriptor.from_json(x) for x in layers), subject,
                          artifact_type, annotations)
+
+
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # (or the start of a pair)
+
+
+def _is_text(obj: Any) -> bool:
+    """Whether every string in `obj` is Unicode text: JSON lets `"\\ud800"` through, which
+    no UTF-8 encoder (SQLite's included) takes."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_descriptor(obj: dict[str, Any], key: str) -> Descriptor | None:

@@ -202,6 +202,52 @@ async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
         assert resp.headers["Docker-Content-Digest"] == digest
 
 
+_MD5 = "md5:" + "0" * 32
+
+
+@pytest.mark.parametrize("path,value", [
+    (("annotations",), {"created": 12345}),
+    (("annotations",), {"list": ["a"]}),
+    (("artifactType",), 7),
+    (("schemaVersion",), 2.0),
+    (("schemaVersion",), True),
+    (("layers", 0, "size"), 10 ** 30),
+    (("layers", 0, "urls"), 5),
+    (("layers", 0, "urls"), [1]),
+    (("layers", 0, "artifactType"), ["x"]),
+    (("layers", 0, "annotations"), {"a": None}),
+    (("layers", 0, "digest"), _MD5),
+    (("config", "digest"), _MD5),
+    (("subject",), {"mediaType": mt.OCI_MANIFEST, "digest": _MD5, "size": 1}),
+    (("layers", 0, "platform"), {"os": "linux", "architecture": "amd64", "os.features": True}),
+    (("layers", 0, "platform"), {"os": "linux", "architecture": "amd64", "variant": 8}),
+    (("annotations",), {"a": "\ud800"}),
+    (("artifactType",), "\udfff"),
+    (("config", "mediaType"), "application/x\ud800"),
+])
+async def test_a_field_of_the_wrong_type_is_400_manifest_invalid(reg, path: tuple, value) -> None:
+    """Every field is checked against the image spec's types (a fuzzing review found
+    TypeErrors, 500s, and non-string annotations served on by the referrers API), and an
+    unknown digest algorithm inside a manifest is a bad manifest (it was 405)."""
+    body = json.loads(await _manifest_over_pushed_blobs(reg))
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    resp = await reg.put_manifest("app", "odd", json.dumps(body).encode())
+    assert resp.status == 400, await resp.text()
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+    assert (await reg.head("/v2/app/manifests/odd")).status == 404
+
+
+async def test_an_emoji_escaped_as_a_surrogate_pair_is_text(reg) -> None:
+    body = json.loads(await _manifest_over_pushed_blobs(reg))
+    body["annotations"] = {"org.opencontainers.image.title": "\U0001F600"}
+    data = json.dumps(body).encode()  # ASCII only: "\\ud83d\\ude00"
+    assert b"\\ud83d\\ude00" in data
+    assert (await reg.put_manifest("app", "emoji", data)).status == 201
+
+
 async def test_invalid_tag_is_400_manifest_invalid(reg) -> None:
     """distribution says TAG_INVALID, which is not one of the spec's codes."""
     for tag in ("-bad", "x" * 129):

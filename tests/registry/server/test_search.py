@@ -147,3 +147,20 @@ async def test_an_image_whose_config_nests_too_deeply_is_still_indexed(reg) -> N
     await _settle(reg)
     resp = await reg.get("/strata/v1/search", params={"q": "deep"})
     assert [r["name"] for r in (await resp.json())["results"]] == ["deep/config"]
+
+
+async def test_a_config_of_odd_shape_leaves_its_labels_out_not_the_repository(reg) -> None:
+    """The config is any blob the client pushed: `"config": [1]` used to fail every refresh
+    of the repository (AttributeError), and a label that is no text (a lone surrogate) failed
+    the write to SQLite, so its search document went stale."""
+    for repo, config in (("odd/shape", b'{"config": [1]}'),
+                         ("odd/text", b'{"config": {"Labels": {"a": "\\ud800", "b": "kept"}}}')):
+        await reg.push_blob(repo, config)
+        await reg.push_blob(repo, b"layer")
+        resp = await reg.put_manifest(repo, "v1", reg.image_manifest(config, [b"layer"]))
+        assert resp.status == 201
+    await _settle(reg)
+    resp = await reg.get("/strata/v1/search", params={"q": "odd"})
+    assert sorted(r["name"] for r in (await resp.json())["results"]) == ["odd/shape", "odd/text"]
+    resp = await reg.get("/strata/v1/search", params={"q": "kept"})
+    assert [r["name"] for r in (await resp.json())["results"]] == ["odd/text"]
