@@ -162,6 +162,13 @@ class TransferCodingUnsupported(Unsupported):
     default_message = "the request body's transfer coding is not supported"
 
 
+class ContentCodingUnsupported(Unsupported):
+    """A request body with a Content-Encoding: a blob or manifest is stored as the bytes sent
+    (RFC 9110 §8.4.1 allows 415)."""
+
+    default_message = "request bodies are taken without a content coding (identity)"
+
+
 class PreconditionFailed(Denied):
     """A conditional manifest write (If-Match / If-None-Match) whose condition does not hold
     for what the reference names now: the write is refused, nothing changed."""

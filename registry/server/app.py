@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import ClassVar, TextIO
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -25,7 +25,7 @@ from registry.oci.api import API_VERSION, API_VERSION_HEADER
 from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
-from registry.server.errors import error_middleware
+from registry.server.errors import error_middleware, quiet_client_errors
 from registry.server.params import (
     HAND_BACK,
     ConnectionHandBack,
@@ -51,27 +51,50 @@ async def api_base(request: web.Request) -> web.Response:
     return web.json_response({}, headers={API_VERSION_HEADER: API_VERSION})
 
 
+async def expect_continue(request: web.Request) -> None:
+    """`Expect: 100-continue` on HTTP/1.1 gets its interim answer (RFC 9110 §10.1.1), as
+    aiohttp's own handler gives it; any other expectation is 417. aiohttp's handler put the
+    raw header in that 417's body, and one that was no UTF-8 made it a 500."""
+    if request.version != HttpVersion11:
+        return
+    if request.headers.get("Expect", "").strip().lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # (the interim answer is not the response)
+        return
+    raise web.HTTPExpectationFailed(text="only Expect: 100-continue is supported",
+                                    headers={API_VERSION_HEADER: API_VERSION})
+
+
+ROUTES = [
+    ("GET", "/v2/", api_base),
+    ("GET", "/v2", api_base),
+    ("GET", "/v2/_catalog", catalog.catalog),
+    ("POST", f"/v2/{NAME}/blobs/uploads/", uploads.start_upload),
+    ("POST", f"/v2/{NAME}/blobs/uploads", uploads.start_upload),  # a client that drops the /
+    ("GET", f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.upload_status),
+    ("PATCH", f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.patch_upload),
+    ("PUT", f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.finish_upload),
+    ("DELETE", f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.cancel_upload),
+    ("GET", f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob),  # GET also answers HEAD
+    ("DELETE", f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob),
+    ("GET", f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest),
+    ("PUT", f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest),
+    ("DELETE", f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest),
+    ("GET", f"/v2/{NAME}/tags/list", tags.list_tags),
+    ("GET", f"/v2/{NAME}/referrers/{{digest}}", referrers.list_referrers),
+    ("GET", "/v1/_ping", search.v1_ping),
+    ("GET", "/v1/search", search.v1_search),
+    ("GET", "/strata/v1/search", search.strata_search),
+]
+"""Every endpoint, in the order the router tries them."""
+
+
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/v2/", api_base)
-    r.add_get("/v2", api_base)
-    r.add_get("/v2/_catalog", catalog.catalog)
-    r.add_post(f"/v2/{NAME}/blobs/uploads/", uploads.start_upload)
-    r.add_post(f"/v2/{NAME}/blobs/uploads", uploads.start_upload)  # a client that drops the /
-    r.add_get(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.upload_status)
-    r.add_patch(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.patch_upload)
-    r.add_put(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.finish_upload)
-    r.add_delete(f"/v2/{NAME}/blobs/uploads/{{uuid}}", uploads.cancel_upload)
-    r.add_get(f"/v2/{NAME}/blobs/{{digest}}", blobs.get_blob)  # GET also answers HEAD
-    r.add_delete(f"/v2/{NAME}/blobs/{{digest}}", blobs.delete_blob)
-    r.add_get(f"/v2/{NAME}/manifests/{{reference}}", manifests.get_manifest)
-    r.add_put(f"/v2/{NAME}/manifests/{{reference}}", manifests.put_manifest)
-    r.add_delete(f"/v2/{NAME}/manifests/{{reference}}", manifests.delete_manifest)
-    r.add_get(f"/v2/{NAME}/tags/list", tags.list_tags)
-    r.add_get(f"/v2/{NAME}/referrers/{{digest}}", referrers.list_referrers)
-    r.add_get("/v1/_ping", search.v1_ping)
-    r.add_get("/v1/search", search.v1_search)
-    r.add_get("/strata/v1/search", search.strata_search)
+    for method, path, handler in ROUTES:
+        if method == "GET":
+            app.router.add_get(path, handler, expect_handler=expect_continue)
+        else:
+            app.router.add_route(method, path, handler, expect_handler=expect_continue)
 
 
 def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> web.Application:
@@ -86,6 +109,7 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     app[HAND_BACK] = ConnectionHandBack()  # see hand_back_to
     app.on_response_prepare.append(close_taken_connection)
     add_routes(app)
+    quiet_client_errors()
     app.cleanup_ctx.append(functools.partial(_lifecycle, driver=driver))
     return app
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from registry.oci import errors
 from registry.oci.api import API_VERSION, API_VERSION_HEADER
@@ -47,6 +48,7 @@ STATUS: Mapping[type[RegistryError], int] = {
     errors.Unsupported: 405,
     errors.PaginationInvalid: 400,
     errors.TransferCodingUnsupported: 501,  # RFC 9112 §6.1
+    errors.ContentCodingUnsupported: 415,  # RFC 9110 §8.4.1, §15.5.16
     errors.TooManyRequests: 429,
     errors.UnknownError: 500,
 }
@@ -93,6 +95,29 @@ def error_response(error: RegistryError,
                         content_type="application/json", headers=all_headers)
 
 
+class ClientErrorLogFilter(logging.Filter):
+    """aiohttp logs each request its parser refuses (400: a bad header, a body that is not
+    what its headers say) with ERROR and a traceback: any client could fill the log with
+    them. They become one INFO line naming the client and what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "bad request from %s: %d %s", (
+                client, exc.code, " ".join(exc.message.split())[:200])
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install ClientErrorLogFilter on aiohttp's server logger (once)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorLogFilter) for f in logger.filters):
+        logger.addFilter(ClientErrorLogFilter())
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render RegistryError envelopes; hide unexpected failures behind UNKNOWN/500.
@@ -102,9 +127,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except RegistryError as exc:
-        if status_of(exc) == 405:  # RFC 9110: a 405 names what the resource still allows
+        status = status_of(exc)
+        if status == 405:  # RFC 9110: a 405 names what the resource still allows
             return error_response(exc, headers={"Allow": _allowed_methods(request)})
+        if status == 415:  # ... and a 415 for a content coding, the codings it takes
+            return error_response(exc, headers={"Accept-Encoding": "identity"})
         return error_response(exc)
+    except web.HTTPMethodNotAllowed as exc:  # the router's: no route for this method
+        return error_response(errors.Unsupported(f"{request.method} is not allowed here"),
+                              headers={"Allow": exc.headers.get("Allow", "")})
     except web.HTTPException as exc:
         exc.headers[API_VERSION_HEADER] = API_VERSION
         raise

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from registry.oci.digest import Digest
 from registry.oci.errors import (
+    ContentCodingUnsupported,
     DigestInvalid,
     NameInvalid,
     PaginationInvalid,
@@ -167,21 +168,24 @@ def request_body(request: web.Request,
     back to aiohttp afterwards: were it closed, the session's next chunk could reach another
     worker process, whose live hasher is not in step with the data (a re-hash at commit).
     """
-    check_transfer_coding(request)
+    check_body_codings(request)
     if SocketBody.fits(request) and (ends_upload or _can_hand_back(request)):
         return SocketBody(request)
     return body_pieces(request)
 
 
-def check_transfer_coding(request: web.Request) -> None:
-    """TransferCodingUnsupported (501) for a body in any transfer coding but chunked, which
-    aiohttp decodes: another (gzip, say) would be stored still encoded (RFC 9112 §6.1)."""
+def check_body_codings(request: web.Request) -> None:
+    """A body is taken as the bytes sent: TransferCodingUnsupported (501) for a transfer
+    coding but chunked, which aiohttp decodes (gzip would be stored still encoded, RFC 9112
+    §6.1), and ContentCodingUnsupported (415) for a Content-Encoding, which aiohttp would
+    decode (a blob stored as other bytes than were sent, or a 500 for a body that is not
+    what its header says)."""
     for field in request.headers.getall(hdrs.TRANSFER_ENCODING, ()):
-        for coding in field.split(","):
-            if coding.strip().lower() not in ("chunked", ""):
-                raise TransferCodingUnsupported(
-                    detail={"Transfer-Encoding": ", ".join(
-                        request.headers.getall(hdrs.TRANSFER_ENCODING))[:200]})
+        if any(c.strip().lower() not in ("chunked", "") for c in field.split(",")):
+            raise TransferCodingUnsupported(detail={"Transfer-Encoding": field[:200]})
+    for field in request.headers.getall(hdrs.CONTENT_ENCODING, ()):
+        if any(c.strip().lower() not in ("identity", "") for c in field.split(",")):
+            raise ContentCodingUnsupported(detail={"Content-Encoding": field[:200]})
 
 
 def _can_hand_back(request: web.Request) -> bool:
@@ -441,7 +445,7 @@ class TooLarge(Exception):
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body if it is at most `limit` bytes, else TooLarge (read no further)."""
-    check_transfer_coding(request)
+    check_body_codings(request)
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(request.content_length)
     data = bytearray()

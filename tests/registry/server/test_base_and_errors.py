@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
+
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -22,6 +27,49 @@ async def test_unknown_route_is_404_with_api_version_header(reg) -> None:
     resp = await reg.get("/v2/foo/unknown-endpoint/x")
     assert resp.status == 404
     assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+async def test_a_method_no_route_takes_is_405_unsupported_with_allow(reg) -> None:
+    resp = await reg.request("POST", "/v2/app/tags/list")
+    assert resp.status == 405
+    assert await reg.error_code(resp) == "UNSUPPORTED"
+    assert "GET" in resp.headers["Allow"]
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while piece := conn.recv(65536):
+            answer += piece
+    return answer
+
+
+async def test_an_expectation_other_than_100_continue_is_417_not_500(reg) -> None:
+    """aiohttp's own expect handler echoed the header into its 417; a header that was no
+    UTF-8 made that a 500."""
+    for expect in (b"\xe9", b"something-else"):
+        answer = await asyncio.to_thread(
+            _raw, reg.server.port,
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nExpect: " + expect
+            + b"\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 417 "), answer[:200]
+        assert b"Docker-Distribution-API-Version: registry/2.0" in answer
+
+
+async def test_a_request_the_parser_refuses_is_one_log_line_not_a_traceback(
+        reg, caplog: pytest.LogCaptureFixture) -> None:
+    """Any client could fill the log with aiohttp's ERROR tracebacks for bad requests."""
+    with caplog.at_level(logging.INFO, logger="aiohttp.server"):
+        answer = await asyncio.to_thread(
+            _raw, reg.server.port,
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ") or answer.startswith(b"HTTP/1.0 400 ")
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records, caplog.text
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in records)
+    assert "bad request from 127.0.0.1: 400" in records[0].getMessage()
+    assert "Traceback" not in caplog.text
 
 
 async def test_error_responses_carry_api_version_header(reg) -> None:

@@ -5,6 +5,7 @@ malloc that keeps freed heap for the next socket buffer."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import socket
 import subprocess
@@ -370,6 +371,36 @@ async def test_a_body_in_a_transfer_coding_other_than_chunked_is_501(reg, coding
     status = await reg.get(location)
     assert status.status == 204 and status.headers["Range"] == "0-0"
     assert (await reg.head(f"/v2/te/blobs/{digest}")).status == 404
+
+
+async def test_a_body_with_a_content_coding_is_415(reg) -> None:
+    """aiohttp decodes a Content-Encoding: a blob was stored as other bytes than were sent,
+    and a body that was not what its header said, arriving after the headers, was a 500.
+    Bodies are taken as sent. (One that fails to decode in the packet of its headers, or
+    a coding aiohttp lacks, gets aiohttp's own 400 before any handler runs.)"""
+    body = gzip.compress(b"x" * 1000)
+    digest = reg.sha(body)
+    resp = await reg.post("/v2/ce/blobs/uploads/")
+    location = resp.headers["Location"]
+    for method, path in (("POST", f"/v2/ce/blobs/uploads/?digest={digest}"),
+                         ("PATCH", location), ("PUT", f"{location}?digest={digest}"),
+                         ("PUT", "/v2/ce/manifests/v1")):
+        resp = await reg.request(method, path, data=body, headers={"Content-Encoding": "gzip"})
+        assert resp.status == 415, (method, path, await resp.text())
+        assert await reg.error_code(resp) == "UNSUPPORTED"
+        assert resp.headers["Accept-Encoding"] == "identity"
+    # not gzip at all, and after the headers
+    conn = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", reg.server.port))
+    await asyncio.to_thread(conn.sendall, (
+        f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n"
+        "Content-Encoding: gzip\r\nConnection: close\r\n\r\n").encode())
+    await asyncio.sleep(0.2)
+    await asyncio.to_thread(conn.sendall, b"not gzip at all")
+    answer = await asyncio.to_thread(_read_to_close, conn, False)
+    assert answer.startswith(b"HTTP/1.1 415 "), answer[:300]
+    status = await reg.get(location)
+    assert status.status == 204 and status.headers["Range"] == "0-0"
+    assert (await reg.head(f"/v2/ce/blobs/{digest}")).status == 404
 
 
 async def test_a_stalled_body_times_out_and_a_closed_one_lets_go_at_once() -> None:
