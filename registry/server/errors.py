@@ -102,6 +102,8 @@ class ClientErrorLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and not isinstance(exc, HttpProcessingError):
+            exc = exc.__cause__  # (a body that failed to decode: RequestPayloadError)
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
             client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
             record.msg, record.args = "bad request from %s: %d %s", (
@@ -130,8 +132,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_of(exc)
         if status == 405:  # RFC 9110: a 405 names what the resource still allows
             return error_response(exc, headers={"Allow": _allowed_methods(request)})
-        if status == 415:  # ... and a 415 for a content coding, the codings it takes
-            return error_response(exc, headers={"Accept-Encoding": "identity"})
+        if isinstance(exc, errors.ContentCodingUnsupported | errors.TransferCodingUnsupported):
+            # ... and a 415 for a content coding, the codings it takes. The refused body is
+            # not read (aiohttp would decode it, and log a traceback where it cannot).
+            response = error_response(exc, headers={"Accept-Encoding": "identity"}
+                                      if status == 415 else None)
+            response.force_close()
+            return response
         return error_response(exc)
     except web.HTTPMethodNotAllowed as exc:  # the router's: no route for this method
         return error_response(errors.Unsupported(f"{request.method} is not allowed here"),
