@@ -109,7 +109,8 @@ class ClientErrorLogFilter(logging.Filter):
             record.msg, record.args = "bad request from %s: %d %s", (
                 client, exc.code, " ".join(exc.message.split())[:200])
             record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
+            if record.levelno > logging.INFO:  # (aiohttp logs some at DEBUG already)
+                record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 
