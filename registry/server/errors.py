@@ -97,21 +97,28 @@ def error_response(error: RegistryError,
 
 class ClientErrorLogFilter(logging.Filter):
     """aiohttp logs each request its parser refuses (400: a bad header, a body that is not
-    what its headers say) with ERROR and a traceback: any client could fill the log with
-    them. They become one INFO line naming the client and what was wrong."""
+    what its headers say), and each such client that hangs up before the 400 is sent, with
+    ERROR and a traceback: any client could fill the log with them. They become one INFO
+    line naming the client and what was wrong."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and not isinstance(exc, HttpProcessingError):
+        if exc is not None and not isinstance(exc, HttpProcessingError | ConnectionError):
             exc = exc.__cause__  # (a body that failed to decode: RequestPayloadError)
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
-            client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.msg, record.args = "bad request from %s: %d %s", (
-                client, exc.code, " ".join(exc.message.split())[:200])
-            record.exc_info = record.exc_text = None
-            if record.levelno > logging.INFO:  # (aiohttp logs some at DEBUG already)
-                record.levelno, record.levelname = logging.INFO, "INFO"
+            self._one_line(record, "bad request from %s: %d %s",
+                           (client, exc.code, " ".join(exc.message.split())[:200]))
+        elif isinstance(exc, ConnectionError):  # it hung up before its 400 could be sent
+            self._one_line(record, "client %s went away: %s", (client, exc))
         return True
+
+    @staticmethod
+    def _one_line(record: logging.LogRecord, msg: str, args: tuple[object, ...]) -> None:
+        record.msg, record.args = msg, args
+        record.exc_info = record.exc_text = None
+        if record.levelno > logging.INFO:  # (aiohttp logs some at DEBUG already)
+            record.levelno, record.levelname = logging.INFO, "INFO"
 
 
 def quiet_client_errors() -> None:

@@ -134,3 +134,29 @@ async def test_unexpected_exception_becomes_unknown_500_without_internals(
         assert body["errors"][0]["code"] == "UNKNOWN"
     finally:
         await client.close()
+
+
+def test_the_log_filter_makes_client_faults_one_info_line_and_leaves_the_rest() -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    from registry.server.errors import ClientErrorLogFilter
+
+    def record(exc: BaseException, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord("aiohttp.server", level, __file__, 1,
+                                 "Error handling request from %s", ("10.0.0.7",),
+                                 (type(exc), exc, None))
+
+    quiet = ClientErrorLogFilter()
+    for exc, text in ((BadHttpMessage("Invalid header\n  value"), "bad request from 10.0.0.7: "
+                       "400 Invalid header value"),
+                      (ConnectionResetError("Cannot write to closing transport"),
+                       "client 10.0.0.7 went away: Cannot write to closing transport")):
+        rec = record(exc)
+        assert quiet.filter(rec)
+        assert (rec.levelno, rec.exc_info, rec.getMessage()) == (logging.INFO, None, text)
+    debug = record(BadHttpMessage("x"), logging.DEBUG)
+    quiet.filter(debug)
+    assert debug.levelno == logging.DEBUG  # never raised
+    other = record(RuntimeError("a bug"))
+    quiet.filter(other)
+    assert other.levelno == logging.ERROR and other.exc_info is not None
