@@ -22,10 +22,11 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from registry.oci.api import API_VERSION, API_VERSION_HEADER
+from registry.oci.errors import Unsupported
 from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
 from registry.server.config import RegistryConfig
-from registry.server.errors import error_middleware, quiet_client_errors
+from registry.server.errors import error_middleware, error_response, quiet_client_errors
 from registry.server.params import (
     HAND_BACK,
     ConnectionHandBack,
@@ -89,12 +90,27 @@ ROUTES = [
 """Every endpoint, in the order the router tries them."""
 
 
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """What no endpoint takes: 405 (UNSUPPORTED, with Allow) where other methods of the path
+    are served, else 404. A route of its own (the last), so that expect_continue handles its
+    Expect header too: aiohttp's own handler turned one that is no UTF-8 into a 500."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if not allowed:
+        raise web.HTTPNotFound()
+    return error_response(Unsupported(f"{request.method} is not allowed here"),
+                          headers={"Allow": ", ".join(sorted(allowed))})
+
+
 def add_routes(app: web.Application) -> None:
     for method, path, handler in ROUTES:
         if method == "GET":
             app.router.add_get(path, handler, expect_handler=expect_continue)
         else:
             app.router.add_route(method, path, handler, expect_handler=expect_continue)
+    app.router.add_route("*", "/{path:.*}", no_route, expect_handler=expect_continue)
 
 
 def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> web.Application:

@@ -148,9 +148,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.force_close()
             return response
         return error_response(exc)
-    except web.HTTPMethodNotAllowed as exc:  # the router's: no route for this method
-        return error_response(errors.Unsupported(f"{request.method} is not allowed here"),
-                              headers={"Allow": exc.headers.get("Allow", "")})
     except web.HTTPException as exc:
         exc.headers[API_VERSION_HEADER] = API_VERSION
         raise

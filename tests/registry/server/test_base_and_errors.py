@@ -33,7 +33,9 @@ async def test_a_method_no_route_takes_is_405_unsupported_with_allow(reg) -> Non
     resp = await reg.request("POST", "/v2/app/tags/list")
     assert resp.status == 405
     assert await reg.error_code(resp) == "UNSUPPORTED"
-    assert "GET" in resp.headers["Allow"]
+    assert resp.headers["Allow"] == "GET, HEAD"
+    resp = await reg.request("POST", "/v2/app/manifests/v1")
+    assert resp.headers["Allow"] == "DELETE, GET, HEAD, PUT"
 
 
 def _raw(port: int, request: bytes) -> bytes:
@@ -49,12 +51,14 @@ async def test_an_expectation_other_than_100_continue_is_417_not_500(reg) -> Non
     """aiohttp's own expect handler echoed the header into its 417; a header that was no
     UTF-8 made that a 500."""
     for expect in (b"\xe9", b"something-else"):
-        answer = await asyncio.to_thread(
-            _raw, reg.server.port,
-            b"GET /v2/ HTTP/1.1\r\nHost: x\r\nExpect: " + expect
-            + b"\r\nConnection: close\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 417 "), answer[:200]
-        assert b"Docker-Distribution-API-Version: registry/2.0" in answer
+        # an endpoint, a path no endpoint has, a method the path does not take
+        for line in (b"GET /v2/", b"GET /nothing/here", b"POST /v2/app/tags/list"):
+            answer = await asyncio.to_thread(
+                _raw, reg.server.port,
+                line + b" HTTP/1.1\r\nHost: x\r\nExpect: " + expect
+                + b"\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 417 "), (line, answer[:200])
+            assert b"Docker-Distribution-API-Version: registry/2.0" in answer
 
 
 async def test_a_request_the_parser_refuses_is_one_log_line_not_a_traceback(
