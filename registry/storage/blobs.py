@@ -69,14 +69,15 @@ class BlobStore:
     async def mount(self, repo: str, digest: Digest, from_repo: str | None) -> BlobInfo | None:
         """Link an existing blob into `repo` without an upload.
 
-        With `from_repo`, the blob must be linked there; without it, any blob the registry
-        holds is mountable. None means "not mountable": the caller starts an upload instead.
+        With `from_repo`, the blob must be linked there; without it, the blob must be linked
+        in some repository (every repository is readable here; a blob deleted from all of
+        them is not). None means "not mountable": the caller starts an upload instead.
         """
         validate_name(repo)
         if from_repo is not None:
             size = await self._index.blob_link_size(from_repo, str(digest))
         else:
-            size = await self._index.blob_size(str(digest))
+            size = await self._index.linked_blob_size(str(digest))
         if size is None:
             return None
         await self._index.link_blob(repo, str(digest), size)

@@ -187,6 +187,15 @@ class MetadataIndex:
                                 (digest,))
         return rows[0][0] if rows else None
 
+    async def linked_blob_size(self, digest: str) -> int | None:
+        """Size of `digest` when some repository links it, else None (a blob every
+        repository has let go of stays on disk but is nobody's content)."""
+        rows = await self._call(self._rows,
+                                "SELECT b.size FROM blobs b WHERE b.digest = ? AND EXISTS"
+                                " (SELECT 1 FROM blob_links l WHERE l.digest = b.digest)",
+                                (digest,))
+        return rows[0][0] if rows else None
+
     async def manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         rows = await self._call(self._rows,
                                 f"SELECT {_MANIFEST_COLUMNS} FROM manifests m"

@@ -221,6 +221,19 @@ async def test_automatic_mount_without_from_when_blob_is_known(reg) -> None:
     assert resp.headers["Docker-Content-Digest"] == digest
 
 
+async def test_no_automatic_mount_of_a_blob_deleted_from_every_repository(reg) -> None:
+    # Its bytes stay on disk until a garbage collection, but no repository offers them:
+    # a mount without `from` must not bring them back (nor tell that they exist).
+    digest = await reg.push_blob("source", b"withdrawn layer")
+    assert (await reg.delete(f"/v2/source/blobs/{digest}")).status == 202
+    resp = await reg.post("/v2/target/blobs/uploads/", params={"mount": digest})
+    assert resp.status == 202
+    assert (await reg.head(f"/v2/target/blobs/{digest}")).status == 404
+    resp = await reg.post("/v2/target/blobs/uploads/",
+                          params={"mount": digest, "from": "source"})
+    assert resp.status == 202
+
+
 async def test_upload_to_invalid_name_is_400(reg) -> None:
     resp = await reg.post("/v2/UPPER/blobs/uploads/")
     assert resp.status == 400
