@@ -116,6 +116,9 @@ class ManifestStore:
             manifest.effective_artifact_type(),
             json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None)
         if await self._index.blob_size(str(digest)) is None:
+            # Refused before its bytes are written, a manifest leaves nothing on disk (only
+            # a reference deleted in between, caught by put_manifest, can orphan them).
+            await self._index.check_manifest(repo, blobs, children, condition)
             await self._driver.put_content(paths.blob_data(digest), data)
         await self._index.put_manifest(repo, record, all_tags, blobs, children, condition)
         self._content.put(str(digest), data)

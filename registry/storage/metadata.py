@@ -304,20 +304,41 @@ class MetadataIndex:
             raise PreconditionFailed(detail={"reference": condition.reference,
                                              "current": current})
 
+    @classmethod
+    def _check_manifest(cls, cur: sqlite3.Cursor, repo: str, blobs: Iterable[str],
+                        children: Iterable[str], condition: WriteCondition | None) -> None:
+        cls._check(cur, repo, condition)
+        for digest in dict.fromkeys(blobs):
+            if cur.execute(f"SELECT 1 FROM blob_links WHERE repo_id = {_REPO_ID}"
+                           " AND digest = ?", (repo, digest)).fetchone() is None:
+                raise ManifestBlobUnknown(detail={"digest": digest})
+        for digest in dict.fromkeys(children):
+            if cur.execute(f"SELECT 1 FROM manifests WHERE repo_id = {_REPO_ID}"
+                           " AND digest = ?", (repo, digest)).fetchone() is None:
+                raise ManifestBlobUnknown(detail={"digest": digest})
+
+    def _precheck_manifest(self, repo: str, blobs: Sequence[str], children: Sequence[str],
+                           condition: WriteCondition | None) -> None:
+        cur = self.conn.cursor()
+        try:
+            self._check_manifest(cur, repo, blobs, children, condition)
+        finally:
+            cur.close()
+
+    async def check_manifest(self, repo: str, blobs: Iterable[str], children: Iterable[str],
+                             condition: WriteCondition | None = None) -> None:
+        """Raise what put_manifest would for these references and `condition` now, writing
+        nothing: the store asks before it writes a manifest's bytes, so that a refused
+        manifest leaves none behind. put_manifest checks again in its transaction."""
+        await self._call(self._precheck_manifest, repo, tuple(blobs), tuple(children),
+                         condition)
+
     def _put_manifest(self, repo: str, record: ManifestRecord, tags: Sequence[str],
                       blobs: Iterable[str], children: Iterable[str],
                       condition: WriteCondition | None) -> None:
         with self._write() as cur:
-            self._check(cur, repo, condition)
+            self._check_manifest(cur, repo, blobs, children, condition)
             repo_id = self._repo_id(cur, repo)
-            for digest in dict.fromkeys(blobs):
-                if cur.execute("SELECT 1 FROM blob_links WHERE repo_id = ? AND digest = ?",
-                               (repo_id, digest)).fetchone() is None:
-                    raise ManifestBlobUnknown(detail={"digest": digest})
-            for digest in dict.fromkeys(children):
-                if cur.execute("SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?",
-                               (repo_id, digest)).fetchone() is None:
-                    raise ManifestBlobUnknown(detail={"digest": digest})
             now = time.time()
             cur.execute("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)",
                         (record.digest, record.size))

@@ -21,10 +21,11 @@ from registry.oci.errors import (
     ManifestUnknown,
     NameUnknown,
     PaginationInvalid,
+    PreconditionFailed,
     TagInvalid,
     Unsupported,
 )
-from registry.storage import ManifestInfo, RegistryStore, StoreConfig
+from registry.storage import ManifestInfo, RegistryStore, StoreConfig, WriteCondition
 from registry.storage.metadata import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 REPO = "team/app"
@@ -50,6 +51,27 @@ async def test_manifest_with_a_missing_blob_is_refused(store, push) -> None:
     assert await store.manifests.tags(REPO) == []
     with pytest.raises(ManifestUnknown):
         await store.manifests.get(REPO, str(Digest.from_bytes(body)))
+
+
+async def test_a_refused_manifest_leaves_no_bytes_behind(store, push) -> None:
+    # Each refusal below would otherwise leave a file no row names: a client could fill
+    # the disk with manifests that never go in.
+    cfg = await push.blob(REPO, b"{}", mt.OCI_CONFIG)
+    await push.image(REPO, "v1", b"layer")
+    missing_blob = push.manifest_bytes(cfg, [await push.blob("elsewhere/repo", b"away")])
+    missing_child = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": str(Digest.from_bytes(b"absent")),
+         "size": 6}]}).encode()
+    condition_fails = push.manifest_bytes(cfg, [], annotations={"a": "b"})
+    before = sorted([f.path async for f in store.driver.walk()])
+    with pytest.raises(ManifestBlobUnknown):
+        await store.manifests.put(REPO, "v2", mt.OCI_MANIFEST, missing_blob)
+    with pytest.raises(ManifestBlobUnknown):
+        await store.manifests.put(REPO, "v2", mt.OCI_INDEX, missing_child)
+    with pytest.raises(PreconditionFailed):
+        await store.manifests.put(REPO, "v1", mt.OCI_MANIFEST, condition_fails,
+                                  condition=WriteCondition("v1", if_none_match=frozenset("*")))
+    assert sorted([f.path async for f in store.driver.walk()]) == before
 
 
 async def test_digest_reference_must_match_the_bytes(store, push) -> None:
