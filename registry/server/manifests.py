@@ -11,7 +11,7 @@ from registry.oci.api import (
     manifest_path,
 )
 from registry.oci.digest import is_digest
-from registry.oci.errors import ManifestTooLarge, ManifestUnknown
+from registry.oci.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from registry.oci.manifest import ImageIndex, parse_manifest
 from registry.oci.reference import validate_tag
 from registry.server import keys
@@ -19,6 +19,8 @@ from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_imag
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
 from registry.server.ranges import precondition, write_condition
 from registry.storage import ManifestInfo, ManifestStore, StoredManifest
+
+MAX_TAGS_PER_PUT = 64
 
 
 def _reference(text: str) -> str:
@@ -86,12 +88,16 @@ async def _negotiated(manifests: ManifestStore, name: str, reference: str, info:
 
 
 async def put_manifest(request: web.Request) -> web.Response:
-    """201 + Location + Docker-Content-Digest (+ OCI-Subject, one OCI-Tag per ?tag=). With
+    """201 + Location + Docker-Content-Digest (+ OCI-Subject, one OCI-Tag per distinct ?tag=,
+    at most MAX_TAGS_PER_PUT of them). With
     If-Match / If-None-Match, 412 unless the condition holds for what the reference names
     when the write happens (`If-None-Match: *` never overwrites a tag)."""
     name = repo_name(request)
     reference = _reference(request.match_info["reference"])
-    tags = [validate_tag(t) for t in request.query.getall("tag", [])]
+    tags = list(dict.fromkeys(validate_tag(t) for t in request.query.getall("tag", [])))
+    if len(tags) > MAX_TAGS_PER_PUT:  # each is a response header; clients take about 100
+        raise TagInvalid(f"{len(tags)} tags in one PUT; the limit is {MAX_TAGS_PER_PUT}",
+                         detail={"tags": len(tags), "limit": MAX_TAGS_PER_PUT})
     config = request.app[keys.CONFIG]
     try:
         data = await read_limited(request, config.max_manifest_bytes)

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from registry.oci import mediatypes as mt
+from registry.server.manifests import MAX_TAGS_PER_PUT
 
 
 async def _manifest_over_pushed_blobs(reg, config: bytes = b"{}", layer: bytes = b"l") -> bytes:
@@ -200,6 +201,24 @@ async def test_put_with_tag_query_answers_oci_tag_headers(reg) -> None:
     for tag in ("a", "b"):
         resp = await reg.head(f"/v2/app/manifests/{tag}")
         assert resp.headers["Docker-Content-Digest"] == digest
+
+
+async def test_tags_of_one_put_are_distinct_and_bounded(reg) -> None:
+    # One OCI-Tag header per tag: 200 tags made an answer no client would read (aiohttp
+    # takes 128 header lines, Go's net/http a megabyte of them).
+    body = await _manifest_over_pushed_blobs(reg)
+    digest = reg.sha(body)
+    resp = await reg.put_manifest("app", digest, body,
+                                  params=[("tag", "a"), ("tag", "a"), ("tag", "b")])
+    assert resp.headers.getall("OCI-Tag") == ["a", "b"]
+    too_many = [("tag", f"t{i}") for i in range(MAX_TAGS_PER_PUT + 1)]
+    resp = await reg.put_manifest("app", digest, body, params=too_many)
+    assert resp.status == 400
+    assert await reg.error_code(resp) == "MANIFEST_INVALID"
+    assert await (await reg.get("/v2/app/tags/list")).json() == {"name": "app",
+                                                                 "tags": ["a", "b"]}
+    resp = await reg.put_manifest("app", digest, body, params=too_many[:-1])
+    assert len(resp.headers.getall("OCI-Tag")) == MAX_TAGS_PER_PUT
 
 
 _MD5 = "md5:" + "0" * 32
