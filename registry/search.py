@@ -10,6 +10,10 @@ them all. The server calls `schedule(repo)` from the store's manifest-change lis
 Ranking is FTS5 bm25 with column weights (name 10, description 5, tags 3, labels and
 annotations 2); query words match as prefixes, and a repository whose name merely contains
 the query text is returned after the full-text hits.
+
+What one request can cost is bounded: a query is at most MAX_QUERY_CHARS characters and
+MAX_QUERY_WORDS words, a page is counted and cut in SQL, and a document holds at most
+MAX_TAGS tags and MAX_ENTRIES labels and annotations, each value cut to MAX_VALUE_CHARS.
 """
 
 from __future__ import annotations
@@ -21,23 +25,32 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest
-from registry.oci.errors import RegistryError
+from registry.oci.errors import RegistryError, SearchQueryInvalid
 from registry.oci.manifest import ImageIndex, ImageManifest, parse_manifest
 
 log = logging.getLogger("registry.search")
+T = TypeVar("T")
 
 DESCRIPTION_KEYS = ("org.opencontainers.image.description", "description",
                     "org.label-schema.description")
 MAX_CONFIG_BYTES = 1024 * 1024
 REFRESH_TRIES = 5  # writes of one document before a refresh gives up on a repository in flux
+MAX_QUERY_CHARS = 256
+MAX_QUERY_WORDS = 16
+MAX_TAGS = 256  # a document's tags: the first in lexical order
+MAX_ENTRIES = 128  # a document's labels, and its annotations
+MAX_KEY_CHARS = 256  # a longer label or annotation key is left out
+MAX_VALUE_CHARS = 1024  # a longer value is cut
 _WORD = re.compile(r"\w+", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_repos (
@@ -125,6 +138,31 @@ class RepoFacts:
         return ""
 
 
+def _merge_into(target: dict[str, str], pairs: Iterable[tuple[object, object]]) -> None:
+    """Add text pairs to `target` within the document bounds: values cut to MAX_VALUE_CHARS,
+    over-long keys, non-text and entries past MAX_ENTRIES left out."""
+    for key, value in pairs:
+        if not (isinstance(key, str) and isinstance(value, str)) or len(key) > MAX_KEY_CHARS \
+                or not (_is_text(key) and _is_text(value)):
+            continue
+        if key in target or len(target) < MAX_ENTRIES:
+            target[key] = value[:MAX_VALUE_CHARS]
+
+
+def check_query(text: str) -> None:
+    """SearchQueryInvalid for text no search should take: too long, too many words, or a
+    control character (SQLite's LIKE ends a pattern at NUL, which would match everything)."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise SearchQueryInvalid(f"the query is {len(text)} characters; the limit is "
+                                 f"{MAX_QUERY_CHARS}", detail={"length": len(text)})
+    if _CONTROL.search(text):
+        raise SearchQueryInvalid("the query holds a control character")
+    words = len(_WORD.findall(text))
+    if words > MAX_QUERY_WORDS:
+        raise SearchQueryInvalid(f"the query has {words} words; the limit is "
+                                 f"{MAX_QUERY_WORDS}", detail={"words": words})
+
+
 def fts_query(text: str) -> str | None:
     """User text -> an FTS5 query: every word must match as a prefix (None: nothing to match)."""
     words = _WORD.findall(text.lower())
@@ -143,12 +181,14 @@ def _is_text(value: object) -> bool:
 
 
 class SearchIndex:
-    """The index over one SQLite file. Blocking SQLite work runs in one dedicated thread."""
+    """The index over one SQLite file. Its SQLite work runs in one thread of its own, so a
+    slow search queues only other searches and index writes, never the server's file I/O."""
 
     def __init__(self, db_path: Path, store: Store) -> None:
         self._db_path = db_path
         self._store = store
-        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="search")
+        self._lock = threading.Lock()  # for callers that use the connection from elsewhere
         self._conn = sqlite3.connect(db_path, check_same_thread=False, timeout=30,
                                      isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -163,7 +203,11 @@ class SearchIndex:
 
     async def close(self) -> None:
         await self.drain()
-        await asyncio.to_thread(self._conn.close)
+        await self._run(self._conn.close)
+        self._executor.shutdown(wait=False)  # idle: the close above already ran in it
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # ------------------------------------------------------------------ updates
 
@@ -200,7 +244,7 @@ class SearchIndex:
         for _ in range(REFRESH_TRIES):
             state = await self._tag_state(repo)
             facts = await self._gather(repo, state)
-            await asyncio.to_thread(self._write, repo, facts)
+            await self._run(self._write, repo, facts)
             if await self._tag_state(repo) == state:
                 return
         log.warning("search index: %s kept changing while being indexed; its document may "
@@ -220,7 +264,7 @@ class SearchIndex:
             last = page[-1]
         for repo in repos:
             await self.refresh(repo)
-        await asyncio.to_thread(self._drop_all_but, set(repos))
+        await self._run(self._drop_all_but, set(repos))
         return len(repos)
 
     async def _tag_state(self, repo: str) -> tuple[tuple[str, str], ...]:
@@ -241,6 +285,7 @@ class SearchIndex:
         """The document for `state`, its manifests read by digest."""
         if not state:
             return None
+        state = state[:MAX_TAGS]
         facts = RepoFacts(repo, [tag for tag, _ in state])
         for digest in dict.fromkeys(digest for _, digest in state):
             try:
@@ -256,10 +301,9 @@ class SearchIndex:
         except RegistryError:
             return
         if manifest.annotations:
-            facts.annotations.update(
-                {k: v for k, v in manifest.annotations.items() if isinstance(v, str)})
+            _merge_into(facts.annotations, manifest.annotations.items())
         if isinstance(manifest, ImageManifest) and manifest.config.media_type in mt.CONFIGS:
-            facts.labels.update(await self._config_labels(repo, manifest.config.digest))
+            _merge_into(facts.labels, await self._config_labels(repo, manifest.config.digest))
         elif isinstance(manifest, ImageIndex):
             for child in manifest.manifests[:1]:  # labels of the first platform speak for all
                 try:
@@ -268,26 +312,25 @@ class SearchIndex:
                     continue
                 child_manifest = parse_manifest(stored.data)
                 if isinstance(child_manifest, ImageManifest):
-                    facts.labels.update(
-                        await self._config_labels(repo, child_manifest.config.digest))
+                    _merge_into(facts.labels,
+                                await self._config_labels(repo, child_manifest.config.digest))
 
-    async def _config_labels(self, repo: str, digest: Digest) -> dict[str, str]:
+    async def _config_labels(self, repo: str, digest: Digest) -> list[tuple[str, str]]:
         try:
             info = await self._store.blobs.stat(repo, digest)
             if info.size > MAX_CONFIG_BYTES:
-                return {}
+                return []
             chunks = []
             async for chunk in self._store.blobs.read(repo, digest):
                 chunks.append(chunk)
             config = json.loads(b"".join(chunks))
         except (RegistryError, ValueError, OSError, RecursionError):
-            return {}
+            return []
         inner = config.get("config") if isinstance(config, dict) else None
         labels = inner.get("Labels") if isinstance(inner, dict) else None
         if not isinstance(labels, dict):
-            return {}
-        # (a config is any blob: a label that is no text, "\ud800" say, is left out)
-        return {str(k): str(v) for k, v in labels.items() if _is_text(k) and _is_text(v)}
+            return []
+        return [(str(k), str(v)) for k, v in labels.items()]
 
     def _write(self, repo: str, facts: RepoFacts | None) -> None:
         with self._lock:
@@ -341,38 +384,49 @@ class SearchIndex:
     # ------------------------------------------------------------------ queries
 
     async def search(self, text: str, page: int = 1, page_size: int = 25) -> SearchPage:
-        """Ranked repositories matching `text` (all repositories, by name, for empty text)."""
-        page = max(page, 1)
-        page_size = max(page_size, 1)
-        return await asyncio.to_thread(self._search, text.strip(), page, page_size)
+        """Ranked repositories matching `text` (all repositories, by name, for empty text).
+        SearchQueryInvalid for text over the query bounds (check_query)."""
+        text = text.strip()
+        check_query(text)
+        return await self._run(self._search, text, max(page, 1), max(page_size, 1))
 
     def _search(self, text: str, page: int, page_size: int) -> SearchPage:
-        cols = "r.name, r.description, r.tags, r.labels, r.annotations, r.updated_at"
+        if not text:
+            hits_sql, args = "SELECT id, 0.0 AS rank, 0 AS grp FROM search_repos", []
+        else:
+            # Full-text hits by rank, then repositories whose name merely contains the text
+            # (text without a word, "-" or an emoji, matches names only).
+            like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            hits_sql = ("SELECT id, 0.0 AS rank, 1 AS grp FROM search_repos"
+                        " WHERE name LIKE ? ESCAPE '\\'")
+            args = [like]
+            query = fts_query(text)
+            if query is not None:
+                hits_sql = ("SELECT rowid AS id, bm25(search_fts, 10.0, 5.0, 3.0, 2.0, 2.0)"
+                            " AS rank, 0 AS grp FROM search_fts WHERE search_fts MATCH ?"
+                            f" UNION ALL {hits_sql} AND id NOT IN"
+                            " (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
+                args = [query, like, query]
+        start = (page - 1) * page_size
         with self._lock:
             conn = self._conn
-            query = fts_query(text)
-            rows: list[tuple[Any, ...]]
-            if not text:
-                rows = [(*r, 0.0) for r in conn.execute(
-                    f"SELECT {cols} FROM search_repos r ORDER BY r.name")]
-            else:  # text without a word (say "-" or an emoji) matches names only
-                rows = [] if query is None else list(conn.execute(
-                    f"SELECT {cols}, bm25(search_fts, 10.0, 5.0, 3.0, 2.0, 2.0) AS rank "
-                    "FROM search_fts JOIN search_repos r ON r.id = search_fts.rowid "
-                    "WHERE search_fts MATCH ? ORDER BY rank, r.name", (query,)))
-                found = {r[0] for r in rows}
-                like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
-                    .replace("_", "\\_") + "%"
-                rows.extend((*r, 0.0) for r in conn.execute(
-                    f"SELECT {cols} FROM search_repos r WHERE r.name LIKE ? ESCAPE '\\' "
-                    "ORDER BY r.name", (like,)) if r[0] not in found)
-        start = (page - 1) * page_size
+            conn.execute("BEGIN")  # one snapshot for the count and the page
+            try:
+                total = conn.execute(f"SELECT count(*) FROM ({hits_sql})", args).fetchone()[0]
+                rows = [] if start >= total else conn.execute(
+                    "SELECT r.name, r.description, r.tags, r.labels, r.annotations,"
+                    f" r.updated_at, h.rank FROM ({hits_sql}) h JOIN search_repos r"
+                    " ON r.id = h.id ORDER BY h.grp, h.rank, r.name LIMIT ? OFFSET ?",
+                    [*args, page_size, start]).fetchall()
+            finally:
+                conn.execute("COMMIT")
         hits = tuple(
             SearchHit(name=r[0], description=r[1], tags=tuple(json.loads(r[2])),
                       labels=json.loads(r[3]), annotations=json.loads(r[4]),
                       score=-float(r[6]), updated_at=float(r[5]))
-            for r in rows[start:start + page_size])
-        return SearchPage(text, len(rows), page, page_size, hits)
+            for r in rows)
+        return SearchPage(text, total, page, page_size, hits)
 
 
 def _name_text(repo: str) -> str:

@@ -17,7 +17,8 @@
      ├── Unauthorized           UNAUTHORIZED
      ├── Denied                 DENIED
      ├── Unsupported            UNSUPPORTED
-     │    └── PaginationInvalid UNSUPPORTED (read from PAGINATION_NUMBER_INVALID: distribution)
+     │    ├── PaginationInvalid UNSUPPORTED (read from PAGINATION_NUMBER_INVALID: distribution)
+     │    └── SearchQueryInvalid UNSUPPORTED
      ├── TooManyRequests        TOOMANYREQUESTS
      └── UnknownError           UNKNOWN
 A class's `code` is what strata puts on the wire: only the distribution spec's fourteen codes
@@ -154,6 +155,12 @@ class ManifestTooLarge(ManifestInvalid):
 
 class PaginationInvalid(Unsupported):
     default_message = "invalid number of results requested"
+
+
+class SearchQueryInvalid(Unsupported):
+    """Search text past the index's bounds (length, words) or holding a control character."""
+
+    default_message = "invalid search query"
 
 
 class TransferCodingUnsupported(Unsupported):

@@ -47,6 +47,7 @@ STATUS: Mapping[type[RegistryError], int] = {
     errors.PreconditionFailed: 412,  # RFC 9110 §13.1.1-2, as the spec's conditional requests
     errors.Unsupported: 405,
     errors.PaginationInvalid: 400,
+    errors.SearchQueryInvalid: 400,
     errors.TransferCodingUnsupported: 501,  # RFC 9112 §6.1
     errors.ContentCodingUnsupported: 415,  # RFC 9110 §8.4.1, §15.5.16
     errors.TooManyRequests: 429,

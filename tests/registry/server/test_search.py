@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from registry.search import (
+    MAX_ENTRIES,
+    MAX_KEY_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    MAX_TAGS,
+    MAX_VALUE_CHARS,
+)
 from registry.server import keys
 
 
@@ -164,3 +172,75 @@ async def test_a_config_of_odd_shape_leaves_its_labels_out_not_the_repository(re
     assert sorted(r["name"] for r in (await resp.json())["results"]) == ["odd/shape", "odd/text"]
     resp = await reg.get("/strata/v1/search", params={"q": "kept"})
     assert [r["name"] for r in (await resp.json())["results"]] == ["odd/text"]
+
+
+async def test_queries_past_the_bounds_are_400_not_500(reg) -> None:
+    await reg.push_image("bounded/repo", "v1")
+    await _settle(reg)
+    ok = await reg.get("/strata/v1/search", params={"q": "bounded " + "x" * 247})
+    assert ok.status == 200
+    # Too long (a 50,000-character LIKE pattern was a 500), too many words (each one more
+    # FTS term), or a NUL (SQLite's LIKE ends the pattern there: it matched everything).
+    for q in ("x" * (MAX_QUERY_CHARS + 1), " ".join(["w"] * (MAX_QUERY_WORDS + 1)),
+              "\x00", "bounded\x1bx"):
+        for path in ("/v1/search", "/strata/v1/search"):
+            resp = await reg.get(path, params={"q": q})
+            assert resp.status == 400, (path, q[:20])
+            assert await reg.error_code(resp) == "UNSUPPORTED"
+
+
+async def test_pages_are_cut_in_order_across_full_text_and_name_hits(reg) -> None:
+    for name in ("paged/r0", "paged/r1", "paged/r2", "zz/unpaged"):
+        await reg.push_image(name, "v1")
+    await _settle(reg)
+    names = []
+    for page in (1, 2, 3):
+        resp = await reg.get("/strata/v1/search", params={"q": "paged", "n": "2",
+                                                          "page": str(page)})
+        body = await resp.json()
+        assert body["total"] == 4 and body["num_pages"] == 2
+        names += [r["name"] for r in body["results"]]
+    assert names[:3] == sorted(names[:3]) and names[3] == "zz/unpaged"  # name hits last
+    assert sorted(names) == ["paged/r0", "paged/r1", "paged/r2", "zz/unpaged"]
+    resp = await reg.get("/v1/search", params={"q": "paged", "page": "9" * 18})
+    body = await resp.json()
+    assert resp.status == 200 and body["num_results"] == 4 and body["results"] == []
+
+
+async def test_a_document_stays_small_whatever_its_manifests_carry(reg) -> None:
+    # Annotations of every tagged manifest used to go in whole: a few 4 MB manifests made
+    # a document (and each search hit) of many megabytes.
+    annotations = {f"k{i}": "v" * 5000 for i in range(MAX_ENTRIES + 50)}
+    annotations["x" * (MAX_KEY_CHARS + 1)] = "long key"
+    image = await reg.push_image("big/doc", None, annotations=annotations,
+                                 labels={f"l{i}": "w" * 3000 for i in range(MAX_ENTRIES + 9)})
+    tags = [f"t{i:03}" for i in range(MAX_TAGS + 20)]
+    for start in range(0, len(tags), 64):
+        resp = await reg.put_manifest("big/doc", image.digest, image.manifest,
+                                      params=[("tag", t) for t in tags[start:start + 64]])
+        assert resp.status == 201
+    await _settle(reg)
+    body = await (await reg.get("/strata/v1/search", params={"q": "doc"})).json()
+    [hit] = body["results"]
+    assert hit["tags"] == tags[:MAX_TAGS]
+    assert len(hit["annotations"]) == MAX_ENTRIES and len(hit["labels"]) == MAX_ENTRIES
+    assert {len(v) for v in hit["annotations"].values()} == {MAX_VALUE_CHARS}
+    assert {len(v) for v in hit["labels"].values()} == {MAX_VALUE_CHARS}
+    assert all(len(k) <= MAX_KEY_CHARS for k in hit["annotations"])
+
+
+async def test_searches_waiting_on_the_index_leave_blob_reads_alone(reg) -> None:
+    # A slow search (say a busy index) once held a thread of the default pool per request:
+    # enough of them starved every blob GET, which opens its file in that pool.
+    blob = await reg.push_blob("reads/on", b"layer bytes")
+    index = reg.client.server.app[keys.SEARCH]
+    assert index._lock.acquire(blocking=False)  # the index is busy
+    try:
+        searches = [asyncio.ensure_future(reg.get("/v1/search", params={"q": "on"}))
+                    for _ in range(64)]
+        await asyncio.sleep(0.2)
+        resp = await asyncio.wait_for(reg.get(f"/v2/reads/on/blobs/{blob}"), 10)
+        assert await resp.read() == b"layer bytes"
+    finally:
+        index._lock.release()
+    assert {(await s).status for s in searches} == {200}
