@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import select
 import socket
 import threading
@@ -25,6 +26,7 @@ from registry.oci.errors import (
 )
 from registry.oci.reference import validate_name
 from registry.server.errors import IncompleteBody
+from registry.storage.filesystem import RECEIVING_THREADS
 
 MAX_PAGE = 10_000
 
@@ -138,6 +140,16 @@ fails the upload."""
 
 _POLL_SECONDS = 0.5  # how soon a receiving thread notices `close`
 
+_RECEIVING = threading.BoundedSemaphore(RECEIVING_THREADS)
+"""Bodies SocketBodies receive at once in this process: each holds a storage thread (the
+filesystem driver's receiving threads) for as long as its client sends. With none free, a body
+comes through aiohttp's parser, which holds no thread while its client is slow: clients that
+trickle cannot stall every other large upload."""
+_discarding = concurrent.futures.ThreadPoolExecutor(RECEIVING_THREADS,
+                                                    thread_name_prefix="strata-discard")
+"""Where the rest of a body a handler left unread is received and dropped (`discard_rest`,
+up to HAND_BACK_SECONDS each): never in the default executor, which serves file opens."""
+
 HAND_BACK_SECONDS = 10.0
 """How long a connection taken by a SocketBody may take to be ready to go back to aiohttp
 (the rest of a body its handler left unread received, the response sent) before it closes
@@ -169,8 +181,13 @@ def request_body(request: web.Request,
     worker process, whose live hasher is not in step with the data (a re-hash at commit).
     """
     check_body_codings(request)
-    if SocketBody.fits(request) and (ends_upload or _can_hand_back(request)):
-        return SocketBody(request)
+    if SocketBody.fits(request) and (ends_upload or _can_hand_back(request)) \
+            and _RECEIVING.acquire(blocking=False):
+        try:
+            return SocketBody(request, slot=_RECEIVING)
+        except BaseException:
+            _RECEIVING.release()
+            raise
     return body_pieces(request)
 
 
@@ -212,13 +229,15 @@ class SocketBody:
     """
 
     __slots__ = ("_left", "_head", "_sock", "_poll", "_lowat", "_lock", "_reading", "_closed",
-                 "handed_back",
-                 "_idle_timeout")
+                 "handed_back", "_idle_timeout", "_slot")
 
-    def __init__(self, request: web.Request, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
-        """Take the connection over (on the event loop)."""
+    def __init__(self, request: web.Request, idle_timeout: float = BODY_IDLE_TIMEOUT,
+                 slot: threading.BoundedSemaphore | None = None) -> None:
+        """Take the connection over (on the event loop). `slot`, acquired by the caller, is
+        released once no thread needs to wait for this body: all in, or failed, or closed."""
         assert request.content_length is not None
         self._idle_timeout = idle_timeout
+        self._slot = slot
         self._lock = threading.Lock()
         self._reading = False
         self._closed = False
@@ -231,6 +250,7 @@ class SocketBody:
         self._head = memoryview(pieces[0] if len(pieces) == 1 else b"".join(pieces))
         self._left = max(request.content_length - len(self._head), 0)
         if not self._left:  # aiohttp had it all: the connection stays as it is
+            self._release_slot()
             return
         transport = request.transport
         assert transport is not None
@@ -298,6 +318,8 @@ class SocketBody:
             self._left -= n
             if not self._left:  # all in: wake the next owner for any byte again
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+                with self._lock:
+                    self._release_slot()
             received = True
         finally:
             with self._lock:
@@ -352,6 +374,12 @@ class SocketBody:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
 
 
 @web.middleware
@@ -364,14 +392,19 @@ async def return_taken_connection(request: web.Request, handler: Handler) -> web
     first. Where that fails, or the response does not leave within HAND_BACK_SECONDS,
     `close_taken_connection` closes the connection instead.
     """
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except BaseException:  # (a client gone: no response will close the body)
+        if isinstance(body := request.get(SOCKET_BODY), SocketBody):
+            body.close()
+        raise
     body = request.get(SOCKET_BODY)
     if (not isinstance(body, SocketBody) or response.prepared or not request.keep_alive
             or not _can_hand_back(request)):
         return response  # (a client that asked to close gets its wish)
     transport = request.transport
-    if transport is None or (not body.received_all and not await asyncio.to_thread(
-            body.discard_rest, HAND_BACK_SECONDS)):
+    if transport is None or (not body.received_all and not await asyncio.get_running_loop(
+            ).run_in_executor(_discarding, body.discard_rest, HAND_BACK_SECONDS)):
         return response
     sock = body.hand_back()
     if sock is None:

@@ -77,9 +77,12 @@ class _BufferPool:
 _buffers = _BufferPool(DIRECT_BUFFER, _POOL_KEEP)
 # `receive` runs in its own pools: a receiving thread blocks for as long as its client sends,
 # and must never hold up (or wait behind) the default executor's short jobs.
-_RECEIVERS = 64  # concurrent large uploads received at once; more wait for a thread
-_receivers = concurrent.futures.ThreadPoolExecutor(_RECEIVERS, thread_name_prefix="strata-receive")
-_block_jobs = concurrent.futures.ThreadPoolExecutor(2 * _RECEIVERS,
+RECEIVING_THREADS = 64
+"""Uploads `receive`d at once (per process); more wait for a thread. The server takes no more
+bodies over than this (registry/server/params.py)."""
+_receivers = concurrent.futures.ThreadPoolExecutor(RECEIVING_THREADS,
+                                                   thread_name_prefix="strata-receive")
+_block_jobs = concurrent.futures.ThreadPoolExecutor(2 * RECEIVING_THREADS,
                                                     thread_name_prefix="strata-block")
 _InFlight = tuple[mmap.mmap, list[concurrent.futures.Future[None]]]  # a block: tap and write
 

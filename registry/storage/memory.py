@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
@@ -15,6 +16,11 @@ from registry.storage.driver import (
     check_path,
     read_in_thread,
 )
+from registry.storage.filesystem import RECEIVING_THREADS
+
+_receivers = concurrent.futures.ThreadPoolExecutor(RECEIVING_THREADS,
+                                                   thread_name_prefix="strata-receive")
+"""As the filesystem driver's: a receive waits on its client, never in the default executor."""
 
 
 def _drain(source: Source) -> bytes:
@@ -53,7 +59,7 @@ class MemoryFileWriter:
         return total
 
     async def receive(self, source: Source, tap: Tap | None = None) -> int:
-        return await self.write(await read_in_thread(source, _drain), tap)
+        return await self.write(await read_in_thread(source, _drain, _receivers), tap)
 
     async def commit(self) -> None:
         self._closed = True

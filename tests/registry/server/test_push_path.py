@@ -30,6 +30,7 @@ from registry.server.params import (
     request_body,
     return_taken_connection,
 )
+from registry.storage.filesystem import RECEIVING_THREADS
 
 BIG = DIRECT_BODY_MIN + 1024 * 1024 + 4099  # taken over; over one staging block, odd tail
 
@@ -473,3 +474,32 @@ async def test_a_small_body_that_stalls_times_out_with_408(
     await conn.close()
     status_resp = await reg.get(location)  # the session goes on at what it had
     assert status_resp.status == 204
+
+
+async def test_clients_that_trickle_cannot_hold_every_receiving_thread(reg) -> None:
+    # A taken body holds a receiving thread for as long as its client sends. As many clients
+    # as there are such threads, each sending a byte now and then, used to stall every other
+    # large upload for the 300 s idle timeout; past that many, a body now comes through
+    # aiohttp's parser, which holds no thread while it waits.
+    port = reg.server.port
+    trickling = []
+    for _ in range(RECEIVING_THREADS + 4):
+        location = (await reg.post("/v2/slow/blobs/uploads/")).headers["Location"]
+        trickling.append(await asyncio.to_thread(
+            _send_head_of_a_put, port, f"{location}?digest={reg.sha(b'x' * BIG)}", BIG, b"x"))
+    try:
+        await asyncio.sleep(0.5)
+        data = os.urandom(BIG)
+        resp = await asyncio.wait_for(reg.post(
+            "/v2/fast/blobs/uploads/", params={"digest": reg.sha(data)}, data=data), 30)
+        assert resp.status == 201
+        got = await reg.get(f"/v2/fast/blobs/{reg.sha(data)}")
+        assert await got.read() == data
+    finally:
+        for conn in trickling:
+            conn.close()
+    for _ in range(100):  # the clients gone, every thread's slot comes back
+        if params._RECEIVING._value == RECEIVING_THREADS:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.1)
+    assert params._RECEIVING._value == RECEIVING_THREADS  # type: ignore[attr-defined]
