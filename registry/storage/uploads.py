@@ -327,13 +327,19 @@ class UploadStore:
         return await self.commit(repo, session.uuid, digest, chunks)
 
     async def purge_expired(self, now: float | None = None) -> int:
-        """Remove sessions older than the TTL (and orphan upload dirs); returns how many."""
+        """Remove sessions older than the TTL (and orphan upload dirs); returns how many.
+        Also forgets the sessions this process knew that another one has ended since."""
         now = time.time() if now is None else now
         ttl = self._config.upload_ttl_seconds
+        known = [s for s in self._sessions.values() if s.shared]  # (their dirs exist by now)
         try:
             entries: Sequence[str] = await self._driver.list(paths.UPLOADS)
         except PathNotFound:
-            return 0
+            entries = []
+        listed = {entry.rsplit("/", 1)[-1] for entry in entries}
+        for session in known:
+            if session.uuid not in listed and not session.lock.locked():
+                self._sessions.pop(session.uuid, None)  # committed or cancelled elsewhere
         purged = 0
         for entry in entries:
             uuid = entry.rsplit("/", 1)[-1]

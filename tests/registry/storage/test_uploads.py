@@ -478,3 +478,22 @@ async def test_orphan_upload_dirs_are_purged_by_age(tmp_path: Path) -> None:
         assert await store.driver.list("uploads") == ["uploads/not-an-upload-id"]
     finally:
         await store.close()
+
+
+async def test_the_purge_forgets_sessions_another_process_ended(tmp_path: Path) -> None:
+    """A session this process touched and another one committed stays in this process's
+    memory (its live hasher) until the purge sees its directory gone."""
+    config = StoreConfig(tmp_path / "root")
+    a, b = await RegistryStore.open(config), await RegistryStore.open(config)
+    try:
+        ended, going_on = await a.uploads.start(REPO), await a.uploads.start(REPO)
+        await a.uploads.append(REPO, going_on.uuid, _pieces(b"half"), 0)
+        await b.uploads.commit(REPO, ended.uuid, Digest.from_bytes(b"data"), _pieces(b"data"))
+        assert await a.uploads.purge_expired() == 0
+        assert set(a.uploads._sessions) == {going_on.uuid}
+        with pytest.raises(BlobUploadUnknown):
+            await a.uploads.status(REPO, ended.uuid)
+        assert (await a.uploads.status(REPO, going_on.uuid)).offset == 4
+    finally:
+        await a.close()
+        await b.close()
