@@ -12,7 +12,7 @@ from registry.oci.api import (
 )
 from registry.oci.digest import is_digest
 from registry.oci.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
-from registry.oci.manifest import ImageIndex, parse_manifest
+from registry.oci.manifest import ImageIndex, parse_manifest_off_loop
 from registry.oci.reference import validate_tag
 from registry.server import keys
 from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_image_from
@@ -77,7 +77,8 @@ async def _negotiated(manifests: ManifestStore, name: str, reference: str, info:
     """What to send a client whose Accept does not list the stored type: by tag, an
     index's linux/amd64 image if the client takes that; else ManifestUnknown."""
     if not is_digest(reference) and wants_an_image_from(accept, info.media_type):
-        index = parse_manifest((await manifests.get(name, reference)).data, info.media_type)
+        index = await parse_manifest_off_loop((await manifests.get(name, reference)).data,
+                                              info.media_type)
         assert isinstance(index, ImageIndex)
         child = index.select(DEFAULT_PLATFORM)
         if child is not None and accepts(accept, child.media_type):

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest, parse_manifest
+from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest
 from registry.oci import mediatypes as mt
 from registry.oci.errors import (
     DigestInvalid,
@@ -27,6 +27,7 @@ from registry.oci.errors import (
     PaginationInvalid,
     Unsupported,
 )
+from registry.oci.manifest import OFF_LOOP_BYTES, parse_manifest_off_loop
 from registry.oci.reference import TAG_RE, validate_name, validate_tag
 from registry.storage import paths
 from registry.storage.cache import ContentCache, GenerationCache
@@ -41,9 +42,6 @@ from registry.storage.values import (
 )
 
 log = logging.getLogger(__name__)
-
-_OFFLOAD_BYTES = 256 * 1024  # parse/hash bigger manifests in a worker thread
-
 
 def _info(record: ManifestRecord) -> ManifestInfo:
     return ManifestInfo(Digest.parse(record.digest), record.media_type, record.size,
@@ -90,12 +88,11 @@ class ManifestStore:
                                    f"{self._config.max_manifest_bytes}",
                                    detail={"size": len(data)})
         algorithm = expected.algorithm if expected is not None else "sha256"
-        if len(data) > _OFFLOAD_BYTES:
-            loop = asyncio.get_running_loop()
-            manifest = await loop.run_in_executor(None, parse_manifest, data, media_type)
-            digest = await loop.run_in_executor(None, Digest.from_bytes, data, algorithm)
+        manifest = await parse_manifest_off_loop(data, media_type)
+        if len(data) >= OFF_LOOP_BYTES:
+            digest = await asyncio.get_running_loop().run_in_executor(
+                None, Digest.from_bytes, data, algorithm)
         else:
-            manifest = parse_manifest(data, media_type)
             digest = Digest.from_bytes(data, algorithm)
         if expected is not None and digest != expected:
             raise DigestInvalid("manifest digest does not match the reference",
