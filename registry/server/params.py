@@ -483,7 +483,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
         raise TooLarge(request.content_length)
     data = bytearray()
     while True:
-        chunk = await request.content.read(65536)
+        async with asyncio.timeout(BODY_IDLE_TIMEOUT):  # a stalled client: 408, as uploads
+            chunk = await request.content.read(65536)
         if not chunk:
             return bytes(data)
         data += chunk

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from registry.oci import mediatypes as mt
 from registry.server import params
 from registry.server.app import hand_back_to
 from registry.server.params import (
@@ -474,6 +475,13 @@ async def test_a_small_body_that_stalls_times_out_with_408(
     await conn.close()
     status_resp = await reg.get(location)  # the session goes on at what it had
     assert status_resp.status == 204
+    # A manifest body too: a stalled PUT was answered only when its client gave up.
+    conn = await RawConnection.open(reg.server.port)
+    conn.writer.write(b"PUT /v2/stall/manifests/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      + mt.OCI_MANIFEST.encode() + b"\r\nContent-Length: 1000\r\n\r\n{")
+    status, headers, _ = await conn.response()
+    assert status == 408 and headers["connection"] == "close"
+    await conn.close()
 
 
 async def test_clients_that_trickle_cannot_hold_every_receiving_thread(reg) -> None:
