@@ -629,11 +629,16 @@ class RegistryClient:
 
     async def referrers(self, repository: str, digest: Digest,
                         artifact_type: str | None = None) -> list[Descriptor]:
-        path = api.referrers_path(repository, str(digest), artifact_type)
-        async with self._request("GET", path, scope=f"repository:{repository}:pull",
-                                 what=f"referrers of {digest}") as resp:
-            body = await resp.json(content_type=None)
-        return [Descriptor.from_json(m) for m in body.get("manifests") or []]
+        """The referrers of `digest` (following `Link` pagination)."""
+        out: list[Descriptor] = []
+        path: str | None = api.referrers_path(repository, str(digest), artifact_type)
+        while path:
+            async with self._request("GET", path, scope=f"repository:{repository}:pull",
+                                     what=f"referrers of {digest}") as resp:
+                body = await resp.json(content_type=None)
+                path = _next_link(resp.headers.get("Link"))
+            out.extend(Descriptor.from_json(m) for m in body.get("manifests") or [])
+        return out
 
     async def search(self, term: str, limit: int = 25) -> dict[str, Any]:
         """strata's `/strata/v1/search`, falling back to docker's `/v1/search`.

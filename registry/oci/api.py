@@ -63,8 +63,11 @@ def tags_path(name: str, n: int | None = None, last: str | None = None) -> str:
     return _with_query(_path(TAGS, name=name), query)
 
 
-def referrers_path(name: str, digest: str, artifact_type: str | None = None) -> str:
+def referrers_path(name: str, digest: str, artifact_type: str | None = None,
+                   last: str | None = None) -> str:
     query: dict[str, str | list[str]] = {"artifactType": artifact_type} if artifact_type else {}
+    if last:
+        query["last"] = last
     return _with_query(_path(REFERRERS, name=name, digest=digest), query)
 
 

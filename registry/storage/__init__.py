@@ -36,6 +36,7 @@ from registry.storage.values import (
     BlobInfo,
     ManifestInfo,
     ManifestListener,
+    ReferrersPage,
     StoreConfig,
     StoredManifest,
     UploadStatus,
@@ -45,9 +46,9 @@ from registry.storage.values import (
 __all__ = [
     "BlobInfo", "BlobStore", "FileInfo", "FileWriter", "FilesystemDriver", "Generation",
     "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
-    "MemoryDriver", "PathNotFound", "RegistryStore", "StorageDriver", "StorageError",
-    "StoreConfig", "StoredManifest", "UploadState", "UploadStatus", "UploadStore",
-    "WriteCondition",
+    "MemoryDriver", "PathNotFound", "ReferrersPage", "RegistryStore", "StorageDriver",
+    "StorageError", "StoreConfig", "StoredManifest", "UploadState", "UploadStatus",
+    "UploadStore", "WriteCondition",
 ]
 
 

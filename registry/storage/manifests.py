@@ -36,6 +36,7 @@ from registry.storage.metadata import ManifestRecord, MetadataIndex
 from registry.storage.values import (
     ManifestInfo,
     ManifestListener,
+    ReferrersPage,
     StoreConfig,
     StoredManifest,
     WriteCondition,
@@ -209,11 +210,15 @@ class ManifestStore:
         _check_page(n)
         return await self._index.catalog(n, last)
 
-    async def referrers(self, repo: str, subject: Digest,
-                        artifact_type: str | None = None) -> list[Descriptor]:
+    async def referrers(self, repo: str, subject: Digest, artifact_type: str | None = None,
+                        last: Digest | None = None, count: int | None = None,
+                        max_bytes: int | None = None) -> ReferrersPage:
         """Descriptors of the manifests in `repo` whose subject is `subject` (optionally only
-        one artifactType), ordered by digest; empty for unknown repositories."""
-        records = await self._index.referrers(repo, str(subject), artifact_type)
-        return [Descriptor(r.media_type, Digest.parse(r.digest), r.size,
-                           annotations=r.annotations_dict(), artifact_type=r.artifact_type)
-                for r in records]
+        one artifactType), ordered by digest, after `last`; empty for unknown repositories.
+        `count` and `max_bytes` (of descriptor JSON, one descriptor at least) cut a page."""
+        records, more = await self._index.referrers(
+            repo, str(subject), artifact_type, None if last is None else str(last), count,
+            max_bytes)
+        return ReferrersPage([Descriptor(r.media_type, Digest.parse(r.digest), r.size,
+                                         annotations=r.annotations_dict(),
+                                         artifact_type=r.artifact_type) for r in records], more)

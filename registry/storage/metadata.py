@@ -108,6 +108,7 @@ class ManifestRecord:
 
 _MANIFEST_COLUMNS = "m.digest, m.media_type, m.size, m.subject, m.artifact_type, m.annotations"
 _REPO_ID = "(SELECT id FROM repositories WHERE name = ?)"
+_DESCRIPTOR_CHARS = 320  # a descriptor's JSON but its annotations and artifactType, at most
 
 
 class MetadataIndex:
@@ -243,16 +244,54 @@ class MetadataIndex:
                                 " ORDER BY name LIMIT ?", (last or "", -1 if n is None else n))
         return [r[0] for r in rows]
 
-    async def referrers(self, repo: str, subject: str,
-                        artifact_type: str | None = None) -> list[ManifestRecord]:
-        sql = (f"SELECT {_MANIFEST_COLUMNS} FROM manifests m"
-               f" WHERE m.repo_id = {_REPO_ID} AND m.subject = ?")
+    def _referrers(self, repo: str, subject: str, artifact_type: str | None,
+                   after: str | None, count: int | None,
+                   max_bytes: int | None) -> tuple[list[ManifestRecord], bool]:
+        where = f"m.repo_id = {_REPO_ID} AND m.subject = ?"
         args: list[Any] = [repo, subject]
         if artifact_type is not None:
-            sql += " AND m.artifact_type = ?"
+            where += " AND m.artifact_type = ?"
             args.append(artifact_type)
-        rows = await self._call(self._rows, sql + " ORDER BY m.digest", args)
-        return [ManifestRecord(*r) for r in rows]
+        if after is not None:
+            where += " AND m.digest > ?"
+            args.append(after)
+        conn = self.conn
+        conn.execute("BEGIN")  # one snapshot for the sizes and the page
+        try:
+            more = False
+            if count is not None or max_bytes is not None:
+                # What each descriptor will weigh, without loading any annotations yet.
+                sizes = conn.execute(
+                    f"SELECT m.digest, {_DESCRIPTOR_CHARS} + coalesce(length(m.annotations), 0)"
+                    " + coalesce(length(m.artifact_type), 0) FROM manifests m"
+                    f" WHERE {where} ORDER BY m.digest LIMIT ?",
+                    [*args, -1 if count is None else count + 1]).fetchall()
+                take = total = 0
+                for _, weight in sizes:
+                    if take == count or (take and max_bytes is not None
+                                         and total + weight > max_bytes):
+                        break
+                    take += 1
+                    total += weight
+                more = take < len(sizes)
+                if not take:
+                    return [], more
+                where += " AND m.digest <= ?"
+                args.append(sizes[take - 1][0])
+            rows = conn.execute(f"SELECT {_MANIFEST_COLUMNS} FROM manifests m WHERE {where}"
+                                " ORDER BY m.digest", args).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return [ManifestRecord(*r) for r in rows], more
+
+    async def referrers(self, repo: str, subject: str, artifact_type: str | None = None,
+                        after: str | None = None, count: int | None = None,
+                        max_bytes: int | None = None) -> tuple[list[ManifestRecord], bool]:
+        """The manifests of `repo` whose subject is `subject` (of one `artifact_type`), in
+        digest order after `after`: at most `count`, and no more than fit `max_bytes` as
+        descriptors (one at least). The flag says whether more follow."""
+        return await self._call(self._referrers, repo, subject, artifact_type, after, count,
+                                max_bytes)
 
     # ------------------------------------------------------------------ writes
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.oci import Digest
+from registry.oci import Descriptor, Digest
 from registry.oci.manifest import MAX_MANIFEST_BYTES
 
 
@@ -32,6 +32,14 @@ class ManifestInfo:
     media_type: str
     size: int
     subject: Digest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrersPage:
+    """Referrers in digest order; `more` when others follow the last one."""
+
+    descriptors: list[Descriptor]
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

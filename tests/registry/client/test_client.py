@@ -155,3 +155,16 @@ async def test_referrers_list_manifests_with_a_subject(strata_registry: RunningR
         assert [d.digest for d in found] == [sig_digest]
         assert found[0].artifact_type == "application/vnd.example.signature"
         assert await client.referrers("signed/app", subject.digest, "other/type") == []
+        # Over 4 MiB of descriptors: the server pages them and the client follows the Link.
+        digests = [sig_digest]
+        for i in range(5):
+            heavy = canonical_bytes({
+                "schemaVersion": 2, "mediaType": mediatypes.OCI_MANIFEST,
+                "artifactType": "application/vnd.example.sbom",
+                "config": _desc(empty, mediatypes.OCI_EMPTY).to_json(), "layers": [
+                    _desc(empty, mediatypes.OCI_EMPTY).to_json()],
+                "annotations": {"pad": str(i) * 1_000_000}, "subject": subject.to_json()})
+            digests.append(await client.put_manifest(
+                "signed/app", str(Digest.from_bytes(heavy)), mediatypes.OCI_MANIFEST, heavy))
+        found = await client.referrers("signed/app", subject.digest)
+        assert sorted(d.digest for d in found) == sorted(digests)

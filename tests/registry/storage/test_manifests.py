@@ -182,7 +182,7 @@ async def test_referrers_list_manifests_with_that_subject(store, push) -> None:
     subject = await push.image(REPO, "v1", b"l")
     sig = await _artifact(push, subject, "application/vnd.example.sig", {"k": "v"})
     sbom = await _artifact(push, subject, "application/vnd.example.sbom")
-    found = await store.manifests.referrers(REPO, subject[1])
+    found = (await store.manifests.referrers(REPO, subject[1])).descriptors
     assert sorted(d.digest for d in found) == sorted([sig[1], sbom[1]])
     by_digest = {d.digest: d for d in found}
     assert by_digest[sig[1]].artifact_type == "application/vnd.example.sig"
@@ -190,11 +190,35 @@ async def test_referrers_list_manifests_with_that_subject(store, push) -> None:
     assert by_digest[sig[1]].size == len(sig[0])
     assert by_digest[sig[1]].media_type == mt.OCI_MANIFEST
     only = await store.manifests.referrers(REPO, subject[1], "application/vnd.example.sbom")
-    assert [d.digest for d in only] == [sbom[1]]
+    assert [d.digest for d in only.descriptors] == [sbom[1]]
     assert (await store.manifests.stat(REPO, str(sig[1]))).subject == subject[1]
-    assert await store.manifests.referrers("other/repo", subject[1]) == []
+    assert (await store.manifests.referrers("other/repo", subject[1])).descriptors == []
     await store.manifests.delete(REPO, str(sig[1]))
-    assert [d.digest for d in await store.manifests.referrers(REPO, subject[1])] == [sbom[1]]
+    found = (await store.manifests.referrers(REPO, subject[1])).descriptors
+    assert [d.digest for d in found] == [sbom[1]]
+
+
+async def test_referrers_come_in_pages_cut_by_count_and_by_weight(store, push) -> None:
+    subject = await push.image(REPO, "v1", b"l")
+    small = [(await _artifact(push, subject, "application/vnd.example.sig", {"i": str(i)}))[1]
+             for i in range(5)]
+    heavy = (await _artifact(push, subject, "application/vnd.example.sig",
+                             {"pad": "x" * 100_000}))[1]
+    everything = sorted([*small, heavy], key=str)
+    pages, last = [], None
+    while True:
+        page = await store.manifests.referrers(REPO, subject[1], last=last, count=2,
+                                               max_bytes=50_000)
+        pages.append([d.digest for d in page.descriptors])
+        if not page.more:
+            break
+        last = page.descriptors[-1].digest
+    assert [d for p in pages for d in p] == everything
+    assert all(1 <= len(p) <= 2 for p in pages)
+    assert [heavy] in pages  # over the weight on its own: a page of one
+    first = await store.manifests.referrers(REPO, subject[1], count=100, max_bytes=50_000)
+    got = [d.digest for d in first.descriptors]
+    assert first.more and (got == [heavy] if everything[0] == heavy else heavy not in got)
 
 
 async def test_referrer_without_artifact_type_uses_the_config_media_type(store, push) -> None:
@@ -203,7 +227,7 @@ async def test_referrer_without_artifact_type_uses_the_config_media_type(store, 
     body = push.manifest_bytes(cfg, [], subject={
         "mediaType": mt.OCI_MANIFEST, "digest": str(subject[1]), "size": len(subject[0])})
     await store.manifests.put(REPO, "ref", None, body)
-    [desc] = await store.manifests.referrers(REPO, subject[1])
+    [desc] = (await store.manifests.referrers(REPO, subject[1])).descriptors
     assert desc.artifact_type == "application/vnd.example.config+json"
 
 

@@ -12,9 +12,9 @@ def test_exported_members_are_pinned() -> None:
     assert sorted(storage.__all__) == [
         "BlobInfo", "BlobStore", "FileInfo", "FileWriter", "FilesystemDriver", "Generation",
         "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
-        "MemoryDriver", "PathNotFound", "RegistryStore", "StorageDriver", "StorageError",
-        "StoreConfig", "StoredManifest", "UploadState", "UploadStatus", "UploadStore",
-        "WriteCondition",
+        "MemoryDriver", "PathNotFound", "ReferrersPage", "RegistryStore", "StorageDriver",
+        "StorageError", "StoreConfig", "StoredManifest", "UploadState", "UploadStatus",
+        "UploadStore", "WriteCondition",
     ]
     for name in storage.__all__:
         assert getattr(storage, name) is not None
