@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -106,6 +107,34 @@ class _TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class AcceptFailureReport:
+    """The event loop's exception handler. asyncio reports every accept(2) that fails for
+    want of descriptors (EMFILE: a flood of connections) with a traceback, up to a backlog's
+    worth a second, and retries a second later: thousands of log lines. Such failures become
+    one WARNING line per REPORT_SECONDS, counting them; everything else goes to asyncio's
+    default handler."""
+
+    REPORT_SECONDS = 10.0
+    MESSAGE = "socket.accept() out of system resource"
+
+    def __init__(self) -> None:
+        self._unreported = 0
+        self._last = -self.REPORT_SECONDS
+
+    def handle(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") != self.MESSAGE:
+            loop.default_exception_handler(context)
+            return
+        self._unreported += 1
+        now = time.monotonic()
+        if now - self._last >= self.REPORT_SECONDS:
+            logging.getLogger("registry.server").warning(
+                "new connections wait: %d accepts failed since the last report (%s); each "
+                "connection is a descriptor, see the open-file limit and idle_timeout_seconds",
+                self._unreported, context.get("exception"))
+            self._unreported, self._last = 0, now
+
+
 def setup_logging(config: RegistryConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter() if config.log_format == "json" else _TextFormatter())
@@ -152,11 +181,13 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=5,
         read_bufsize=BODY_READ_SIZE, access_log=access_log if config.access_log else None,
-        access_log_class=logger_class, **REQUEST_HEAD_LIMITS)
+        access_log_class=logger_class, keepalive_timeout=config.idle_timeout_seconds,
+        **REQUEST_HEAD_LIMITS)
     await runner.setup()
     hand_back_to(app, runner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptFailureReport().handle)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
@@ -216,9 +247,24 @@ def tune_malloc() -> bool:
                 and mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one, as Go programs (distribution
+    included) do at start: each connection is a descriptor, and Debian's soft default of
+    1,024 is a few hundred idle clients away. Returns the limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def _run_worker(config: RegistryConfig, reuse_port: bool) -> None:
     config.root.mkdir(parents=True, exist_ok=True)
     tune_malloc()
+    raise_open_file_limit()
     asyncio.run(_serve_until_signal(config, reuse_port))
 
 

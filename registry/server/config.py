@@ -13,6 +13,9 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
     purge_interval_seconds 3600            how often the purge runs (0 disables it)
     max_manifest_bytes   4194304           manifests larger than this are refused
     search_enabled       true              maintain the search index and serve the search APIs
+    idle_timeout_seconds 75                a connection with no request under way closes
+                                           after this long (a new one must send its first
+                                           request's head within it)
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class RegistryConfig:
     purge_interval_seconds: float = 3600
     max_manifest_bytes: int = 4 * 1024 * 1024
     search_enabled: bool = True
+    idle_timeout_seconds: float = 75
 
     @property
     def host(self) -> str:
@@ -69,7 +73,8 @@ def split_addr(addr: str) -> tuple[str, int]:
 
 _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "log_format": str,
           "log_level": str, "access_log": bool, "upload_ttl_seconds": float,
-          "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool}
+          "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool,
+          "idle_timeout_seconds": float}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -111,6 +116,8 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("max_manifest_bytes must be at least 1024")
     if config.upload_ttl_seconds <= 0:
         raise ConfigError("upload_ttl_seconds must be positive")
+    if config.idle_timeout_seconds <= 0:
+        raise ConfigError("idle_timeout_seconds must be positive")
     return config
 
 

@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -378,3 +379,51 @@ def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "reindexed 0 repositories" in out.stdout
+
+
+def _low_open_file_limit() -> None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+
+def test_idle_connections_close_and_a_descriptor_flood_is_one_log_line(tmp_path: Path) -> None:
+    """A connection that never sends a request closed only after aiohttp's hour; with the
+    descriptors spent, asyncio logged a traceback per failed accept (97,430 in 12 s)."""
+    port = free_port()
+    log_path = tmp_path / "log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(tmp_path / "root")], stdout=out, stderr=out,
+            env={**os.environ, "STRATA_REGISTRY_IDLE_TIMEOUT_SECONDS": "2"},
+            preexec_fn=_low_open_file_limit)
+    socks: list[socket.socket] = []
+    try:
+        wait_for_v2(f"http://127.0.0.1:{port}", proc)
+        for _ in range(300):  # more than the server has descriptors for
+            socks.append(socket.create_connection(("127.0.0.1", port)))
+        socks[0].sendall(b"GET /v2/ HTTP/1.1\r\n")  # a head begun, never finished
+        time.sleep(1)
+        for sock in socks[:150]:  # the accepted ones are closed by the server within 2 s
+            sock.settimeout(10)
+            assert sock.recv(100) == b""
+        for sock in socks:
+            sock.close()
+        socks.clear()
+        time.sleep(1.5)  # (asyncio retries accept after a second)
+        assert _request(f"http://127.0.0.1:{port}/v2/", "GET") == 200
+    finally:
+        for sock in socks:
+            sock.close()
+        _stop(proc)
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert 1 <= log.count("new connections wait") <= 2, log[-3000:]
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (100, 300)); "
+            "from registry.server.__main__ import raise_open_file_limit; "
+            "assert raise_open_file_limit() == 300; "
+            "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 300")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
