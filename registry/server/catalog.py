@@ -6,19 +6,21 @@ from aiohttp import web
 
 from registry.oci.api import catalog_path
 from registry.server import keys
-from registry.server.params import pagination
+from registry.server.params import MAX_PAGE, pagination
 from registry.server.tags import next_link
 
 
 async def catalog(request: web.Request) -> web.Response:
-    """{"repositories"}: repository names in lexical order, paginated like tags."""
+    """{"repositories"}: repository names in lexical order, paginated like tags (a page
+    holds MAX_PAGE names at most, also without `n`)."""
     n, last = pagination(request)
     if n == 0:
         return web.json_response({"repositories": []})
     store = request.app[keys.STORE]
-    found = await store.manifests.catalog(None if n is None else n + 1, last)
+    limit = MAX_PAGE if n is None else n
+    found = await store.manifests.catalog(limit + 1, last)
     headers = {}
-    if n is not None and len(found) > n:
-        found = found[:n]
+    if len(found) > limit:
+        found = found[:limit]
         headers["Link"] = next_link(catalog_path(n, found[-1]))
     return web.json_response({"repositories": found}, headers=headers)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from registry.oci.api import tags_path
 from registry.server import keys
-from registry.server.params import pagination, repo_name
+from registry.server.params import MAX_PAGE, pagination, repo_name
 
 
 def next_link(url: str) -> str:
@@ -14,16 +14,18 @@ def next_link(url: str) -> str:
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    """{"name", "tags"}; with `n`, at most n tags after `last` and a Link when more remain."""
+    """{"name", "tags"}: at most `n` (MAX_PAGE without it) tags after `last`, and a Link
+    when more remain."""
     name = repo_name(request)
     n, last = pagination(request)
     store = request.app[keys.STORE]
     if n == 0:
         await store.manifests.tags(name, 1, last)  # still 404 NAME_UNKNOWN for unknown repos
         return web.json_response({"name": name, "tags": []})
-    found = await store.manifests.tags(name, None if n is None else n + 1, last)
+    limit = MAX_PAGE if n is None else n
+    found = await store.manifests.tags(name, limit + 1, last)
     headers = {}
-    if n is not None and len(found) > n:
-        found = found[:n]
+    if len(found) > limit:
+        found = found[:limit]
         headers["Link"] = next_link(tags_path(name, n, found[-1]))
     return web.json_response({"name": name, "tags": found}, headers=headers)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from registry.oci import mediatypes as mt
-from registry.server import referrers
+from registry.server import catalog, referrers, tags
 
 
 async def test_tags_list_sorted(reg) -> None:
@@ -171,3 +171,24 @@ async def test_referrers_come_in_pages_a_link_header_chains(
     assert seen == sorted(sigs) and pages >= 3
     resp = await reg.get(f"/v2/app/referrers/{base.digest}", params={"last": "sha256:zz"})
     assert resp.status == 400
+
+
+async def test_without_n_a_page_still_ends_at_max_page(
+        reg, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without `n` the whole list came in one answer, whatever its size.
+    monkeypatch.setattr(tags, "MAX_PAGE", 2)
+    monkeypatch.setattr(catalog, "MAX_PAGE", 2)
+    image = await reg.push_image("app", "a")
+    for tag in ("b", "c"):
+        assert (await reg.put_manifest("app", tag, image.manifest)).status == 201
+    await reg.push_image("other", "v1")
+    await reg.push_image("third", "v1")
+    for path, key, first, rest in (("/v2/app/tags/list", "tags", ["a", "b"], ["c"]),
+                                   ("/v2/_catalog", "repositories", ["app", "other"],
+                                    ["third"])):
+        resp = await reg.get(path)
+        assert (await resp.json())[key] == first
+        link = resp.headers["Link"]
+        assert "n=" not in link
+        resp = await reg.get(link[1:link.index(">")])
+        assert (await resp.json())[key] == rest and "Link" not in resp.headers
