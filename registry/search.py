@@ -73,8 +73,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
 
 class _Manifests(Protocol):
     async def get(self, repo: str, reference: str) -> Any: ...
-    async def stat(self, repo: str, reference: str) -> Any: ...
-    async def tags(self, repo: str, n: int | None = None, last: str | None = None) -> list[str]: ...
+    async def tag_targets(self, repo: str) -> list[tuple[str, Digest]]: ...
     async def catalog(self, n: int | None = None, last: str | None = None) -> list[str]: ...
 
 
@@ -308,18 +307,10 @@ class SearchIndex:
         return len(repos)
 
     async def _tag_state(self, repo: str) -> tuple[tuple[str, str], ...]:
-        """The repository's tags and the digests they name, sorted (empty when unknown)."""
-        try:
-            tags = await self._store.manifests.tags(repo)
-        except RegistryError:
-            return ()
-        state = []
-        for tag in sorted(tags):
-            try:
-                state.append((tag, str((await self._store.manifests.stat(repo, tag)).digest)))
-            except RegistryError:
-                continue  # untagged since the list was read
-        return tuple(state)
+        """The repository's tags and the digests they name, sorted (empty when unknown), in
+        one read however many tags there are."""
+        return tuple(sorted((tag, str(digest))
+                            for tag, digest in await self._store.manifests.tag_targets(repo)))
 
     async def _gather(self, repo: str, state: tuple[tuple[str, str], ...]) -> RepoFacts | None:
         """The document for `state`, its manifests read by digest."""

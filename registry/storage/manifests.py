@@ -201,6 +201,12 @@ class ManifestStore:
             raise NameUnknown(detail={"name": repo[:300]})
         return found
 
+    async def tag_targets(self, repo: str) -> list[tuple[str, Digest]]:
+        """Every tag of `repo` and the manifest it names, by tag name, in one read (empty for
+        an unknown repository)."""
+        return [(tag, Digest.parse(digest))
+                for tag, digest in await self._index.tag_targets(repo)]
+
     async def tags_of(self, repo: str, digest: Digest) -> list[str]:
         """The tags currently pointing at `digest` in `repo`."""
         return await self._index.tags_of(repo, str(digest))

@@ -232,6 +232,13 @@ class MetadataIndex:
         at most `n`; None when the repository is unknown."""
         return await self._call(self._tags, repo, n, last)
 
+    async def tag_targets(self, repo: str) -> list[tuple[str, str]]:
+        """Every tag of `repo` with the digest it names, by tag name (empty when unknown)."""
+        rows = await self._call(self._rows,
+                                f"SELECT name, digest FROM tags WHERE repo_id = {_REPO_ID}"
+                                " ORDER BY name", (repo,))
+        return [(r[0], r[1]) for r in rows]
+
     async def tags_of(self, repo: str, digest: str) -> list[str]:
         rows = await self._call(self._rows,
                                 f"SELECT name FROM tags WHERE repo_id = {_REPO_ID}"

@@ -150,3 +150,28 @@ async def test_rebuild_keeps_serving_and_drops_repositories_gone_from_storage(
     finally:
         await index.close()
         await store.close()
+
+
+async def test_a_refresh_reads_the_tags_and_their_targets_at_once(tmp_path: Path) -> None:
+    # One stat per tag, twice a refresh: a repository of 10,000 tags cost 20,000 reads of
+    # the metadata database for each push to it.
+    store = await RegistryStore.open(StoreConfig(root=tmp_path))
+    index = await SearchIndex.open(store.db_path, store)
+    try:
+        await _push(store, "many/tags", "v1", {"team": "a"})
+        await _push(store, "many/tags", "v2", {"team": "b"})
+
+        looked_up: list[str] = []
+        stat = store.manifests.stat
+
+        async def recording_stat(repo: str, reference: str) -> object:
+            looked_up.append(reference)
+            return await stat(repo, reference)
+
+        store.manifests.stat = recording_stat  # type: ignore[method-assign]
+        await index.refresh("many/tags")
+        assert (await index.search("many")).hits[0].tags == ("v1", "v2")
+        assert not {"v1", "v2"} & set(looked_up)  # manifests by digest only
+    finally:
+        await index.close()
+        await store.close()

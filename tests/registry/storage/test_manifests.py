@@ -378,3 +378,11 @@ async def test_a_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
     version, indexes = await asyncio.to_thread(read)
     assert version == SCHEMA_VERSION == 2
     assert "tags_in_lexical_order" in indexes
+
+
+async def test_tag_targets_name_every_tag_and_its_manifest(store, push) -> None:
+    _, first = await push.image(REPO, "v2", b"a")
+    _, second = await push.image(REPO, "v1", b"b")
+    await push.image("other/repo", "v9", b"c")
+    assert await store.manifests.tag_targets(REPO) == [("v1", second), ("v2", first)]
+    assert await store.manifests.tag_targets("unknown/repo") == []

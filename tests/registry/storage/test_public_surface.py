@@ -28,6 +28,6 @@ def test_store_methods_match_the_contract() -> None:
     assert {"stat", "read", "delete", "mount", "link", "info"} == _public(BlobStore)
     assert {"start", "status", "append", "commit", "cancel", "put",
             "purge_expired"} == _public(UploadStore)
-    assert {"put", "get", "stat", "delete", "tags", "tags_of", "catalog",
+    assert {"put", "get", "stat", "delete", "tags", "tags_of", "tag_targets", "catalog",
             "referrers"} == _public(ManifestStore)
     assert {"open", "close", "db_path", "generation", "add_listener"} <= _public(RegistryStore)
