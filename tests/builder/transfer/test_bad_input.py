@@ -223,13 +223,21 @@ async def test_search_falls_back_to_the_v1_search_api(tmp_path: Path,
     assert body["api"] == "v1" and body["results"][0]["name"] == "library/app"
 
 
+def _interruptible() -> None:
+    """The child takes SIGINT as a terminal's Ctrl-C: a suite started in the background by
+    a non-interactive shell (`make test &`, nohup) runs with SIGINT ignored, and an ignored
+    signal stays ignored across exec, so the pull would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_interrupted_pull_keeps_its_partial_and_the_next_pull_resumes(
         tmp_path: Path, faulty: FaultyRegistry) -> None:
     faulty.mode = "stall"
     root = tmp_path / "s"
     proc = await asyncio.create_subprocess_exec(
         STRATA, "--root", str(root), "pull", f"{faulty.host}/app:1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_interruptible)
     data = root / "ingest" / f"pull-sha256-{_sha(faulty.layer)[7:]}" / "data"
     for _ in range(200):
         if data.exists() and data.stat().st_size >= 1_000_000:
