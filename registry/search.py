@@ -25,7 +25,6 @@ import re
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from registry.oci import mediatypes as mt
 from registry.oci.digest import Digest
 from registry.oci.errors import RegistryError, SearchQueryInvalid
 from registry.oci.manifest import ImageIndex, ImageManifest, parse_manifest_off_loop
+from registry.storage.cache import WeightedLRU
 
 log = logging.getLogger("registry.search")
 T = TypeVar("T")
@@ -152,30 +152,6 @@ class ManifestFacts:
                    for k, v in d.items()) + 64
 
 
-class _FactsCache:
-    """ManifestFacts by manifest digest, least recently used first out, within a budget of
-    characters held."""
-
-    def __init__(self, budget: int) -> None:
-        self._budget = budget
-        self._held = 0
-        self._items: OrderedDict[str, ManifestFacts] = OrderedDict()
-
-    def get(self, digest: str) -> ManifestFacts | None:
-        facts = self._items.get(digest)
-        if facts is not None:
-            self._items.move_to_end(digest)
-        return facts
-
-    def put(self, digest: str, facts: ManifestFacts) -> None:
-        if digest in self._items or facts.chars > self._budget:
-            return
-        self._items[digest] = facts
-        self._held += facts.chars
-        while self._held > self._budget:
-            self._held -= self._items.popitem(last=False)[1].chars
-
-
 def _merge_into(target: dict[str, str], pairs: Iterable[tuple[object, object]]) -> None:
     """Add text pairs to `target` within the document bounds: values cut to MAX_VALUE_CHARS,
     over-long keys, non-text and entries past MAX_ENTRIES left out."""
@@ -233,7 +209,8 @@ class SearchIndex:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
         self._pending: set[str] = set()
-        self._facts = _FactsCache(FACTS_CACHE_CHARS)
+        self._facts: WeightedLRU[ManifestFacts] = WeightedLRU(
+            lambda facts: facts.chars, FACTS_CACHE_CHARS, FACTS_CACHE_CHARS)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod

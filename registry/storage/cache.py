@@ -6,13 +6,14 @@ in any process. A lookup is a memory read plus a dict lookup: no system call, no
 Entries are only stored when the generation seen before the database read is still current
 afterwards, so a racing write can never be cached over.
 
-`ContentCache` holds manifest bytes by digest. Content-addressed bytes never go stale, so it
-needs no invalidation, only a size bound (LRU).
+`ContentCache` (a `WeightedLRU` of bytes) holds manifest bytes by digest. Content-addressed
+bytes never go stale, so it needs no invalidation, only a size bound (LRU).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from registry.storage.metadata import Generation
@@ -53,26 +54,36 @@ class GenerationCache(Generic[K, V]):
         self._entries.clear()
 
 
-class ContentCache:
-    """digest -> bytes, least recently used first out, bounded by total bytes."""
+class WeightedLRU(Generic[V]):
+    """digest -> value, least recently used first out, bounded by the total weight of the
+    values held (`weigh`); a value heavier than `max_item` is not kept."""
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_item: int = 1024 * 1024) -> None:
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._bytes = 0
-        self.max_bytes = max_bytes
+    def __init__(self, weigh: Callable[[V], int], max_total: int, max_item: int) -> None:
+        self._items: OrderedDict[str, V] = OrderedDict()
+        self._weigh = weigh
+        self._total = 0
+        self.max_total = max_total
         self.max_item = max_item
 
-    def get(self, digest: str) -> bytes | None:
-        data = self._items.get(digest)
-        if data is not None:
+    def get(self, digest: str) -> V | None:
+        value = self._items.get(digest)
+        if value is not None:
             self._items.move_to_end(digest)
-        return data
+        return value
 
-    def put(self, digest: str, data: bytes) -> None:
-        if len(data) > self.max_item or digest in self._items:
+    def put(self, digest: str, value: V) -> None:
+        weight = self._weigh(value)
+        if weight > self.max_item or digest in self._items:
             return
-        self._items[digest] = data
-        self._bytes += len(data)
-        while self._bytes > self.max_bytes:
+        self._items[digest] = value
+        self._total += weight
+        while self._total > self.max_total:
             _, old = self._items.popitem(last=False)
-            self._bytes -= len(old)
+            self._total -= self._weigh(old)
+
+
+class ContentCache(WeightedLRU[bytes]):
+    """Manifest bytes by digest, bounded by total bytes."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_item: int = 1024 * 1024) -> None:
+        super().__init__(len, max_bytes, max_item)
