@@ -3,6 +3,7 @@
     strata-registry serve [--config FILE] [--addr HOST:PORT] [--root DIR] [--workers N]
                           [--delete-enabled] [--log-format text|json]
     strata-registry reindex [--config FILE] [--root DIR]
+    strata-registry gc [--config FILE] [--root DIR] [--dry-run] [--json]
     strata-registry --version
 
 Options come from defaults, then the TOML file, then STRATA_REGISTRY_* variables, then flags
@@ -26,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from registry.server.config import ConfigError, RegistryConfig, load_config
+from registry.storage import (
+    CollectionConflict,
+    CollectionReport,
+    ManifestUnreadable,
+    RegistryStore,
+    RootBusy,
+    RootLock,
+    StoreConfig,
+    paths,
+)
 
 
 def registry_version() -> str:
@@ -53,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("text", "json"), help="log line format")
     reindex = sub.add_parser("reindex", help="rebuild the search index from storage")
     _common(reindex)
+    gc = sub.add_parser(
+        "gc", help="remove the blobs no manifest needs (with the server stopped)",
+        description="Remove what deletes left: repository links to blobs that no manifest of "
+                    "the repository needs, then blobs that no repository links, and blob "
+                    "files with no record. Stop the server first: gc refuses to run while "
+                    "one serves the root, and a server refuses to start during gc.")
+    _common(gc)
+    gc.add_argument("--dry-run", action="store_true",
+                    help="report what would be removed; remove nothing")
+    gc.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return parser
 
 
@@ -83,7 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = asyncio.run(_reindex(config))
         print(f"reindexed {count} repositories")
         return 0
-    return serve(config)
+    if args.command == "gc":
+        return _collect(config, args.dry_run, args.json)
+    config.root.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = RootLock(config.root, exclusive=False)  # forked workers inherit it
+    except RootBusy as exc:
+        print(f"strata-registry: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        return serve(config)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -144,9 +174,38 @@ def setup_logging(config: RegistryConfig) -> None:
     logging.getLogger("aiohttp.access").propagate = False
 
 
+def _collect(config: RegistryConfig, dry_run: bool, as_json: bool) -> int:
+    """`gc`: collect garbage holding the root alone; print the report."""
+    if not (config.root / paths.METADATA_DB).is_file():
+        print(f"strata-registry gc: no registry at {config.root}", file=sys.stderr)
+        return 2
+    try:
+        with RootLock(config.root, exclusive=True):
+            report = asyncio.run(_collect_in(config, dry_run))
+    except (RootBusy, CollectionConflict, ManifestUnreadable) as exc:
+        print(f"strata-registry gc: {exc}; nothing was removed", file=sys.stderr)
+        return 2 if isinstance(exc, RootBusy) else 1
+    if as_json:
+        print(json.dumps(report.as_dict()))
+        return 0
+    verb = "would remove" if dry_run else "removed"
+    print(f"kept {report.manifests} manifests in {report.repositories} repositories; "
+          f"{verb} {report.links_removed} repository links, {report.blobs_removed} blobs "
+          f"and {report.orphans_removed} unrecorded blob files "
+          f"({report.bytes_freed:,} bytes)")
+    return 0
+
+
+async def _collect_in(config: RegistryConfig, dry_run: bool) -> CollectionReport:
+    store = await RegistryStore.open(StoreConfig(root=config.root))
+    try:
+        return await store.collect_garbage(dry_run)
+    finally:
+        await store.close()
+
+
 async def _reindex(config: RegistryConfig) -> int:
     from registry.search import SearchIndex
-    from registry.storage import RegistryStore, StoreConfig
 
     store = await RegistryStore.open(StoreConfig(root=config.root))
     try:
@@ -209,7 +268,6 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
 async def _prepare(config: RegistryConfig) -> None:
     """Open (creating) the store and search tables once, then close them."""
     from registry.search import SearchIndex
-    from registry.storage import RegistryStore, StoreConfig
 
     store = await RegistryStore.open(StoreConfig(root=config.root))
     try:

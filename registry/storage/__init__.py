@@ -28,9 +28,11 @@ from registry.storage.driver import (
     StorageError,
 )
 from registry.storage.filesystem import FilesystemDriver
+from registry.storage.gc import CollectionReport, ManifestUnreadable, collect_garbage
 from registry.storage.manifests import ManifestStore
 from registry.storage.memory import MemoryDriver
-from registry.storage.metadata import Generation, MetadataIndex
+from registry.storage.metadata import CollectionConflict, Generation, MetadataIndex
+from registry.storage.rootlock import RootBusy, RootLock
 from registry.storage.uploads import UploadState, UploadStore
 from registry.storage.values import (
     BlobInfo,
@@ -44,9 +46,10 @@ from registry.storage.values import (
 )
 
 __all__ = [
-    "BlobInfo", "BlobStore", "FileInfo", "FileWriter", "FilesystemDriver", "Generation",
-    "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
-    "MemoryDriver", "PathNotFound", "ReferrersPage", "RegistryStore", "StorageDriver",
+    "BlobInfo", "BlobStore", "CollectionConflict", "CollectionReport", "FileInfo",
+    "FileWriter", "FilesystemDriver", "Generation", "InvalidPath", "LocalFiles",
+    "ManifestInfo", "ManifestListener", "ManifestStore", "ManifestUnreadable", "MemoryDriver",
+    "PathNotFound", "ReferrersPage", "RegistryStore", "RootBusy", "RootLock", "StorageDriver",
     "StorageError", "StoreConfig", "StoredManifest", "UploadState", "UploadStatus",
     "UploadStore", "WriteCondition",
 ]
@@ -75,6 +78,11 @@ class RegistryStore:
             None, lambda: root.mkdir(parents=True, exist_ok=True))
         index = await MetadataIndex.open(root / paths.METADATA_DB, root / paths.GENERATION_FILE)
         return cls(config, driver if driver is not None else FilesystemDriver(root), index)
+
+    async def collect_garbage(self, dry_run: bool = False) -> CollectionReport:
+        """Remove the blobs no manifest needs (registry/storage/gc.py); the registry must
+        be stopped (RootLock)."""
+        return await collect_garbage(self.driver, self._index, dry_run)
 
     async def close(self) -> None:
         await self._index.close()

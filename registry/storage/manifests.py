@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, is_digest
+from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest, Manifest, is_digest
 from registry.oci import mediatypes as mt
 from registry.oci.errors import (
     DigestInvalid,
@@ -43,6 +43,24 @@ from registry.storage.values import (
 )
 
 log = logging.getLogger(__name__)
+
+def references(manifest: Manifest) -> tuple[list[str], list[str]]:
+    """What a manifest needs in its repository: (blobs, child manifests), as digest strings.
+
+    An image manifest needs its config and layers. Entries of an index typed as manifests
+    must be manifests of the repository; other entries must be its content all the same:
+    BuildKit's registry cache (image-manifest=false, its default before v0.21) lists its
+    layers and cache config in an index. A subject is not needed (referrers may come first).
+    """
+    blobs: list[str] = []
+    children: list[str] = []
+    if isinstance(manifest, ImageManifest):
+        blobs = [str(d.digest) for d in manifest.blobs()]
+    elif isinstance(manifest, ImageIndex):
+        for desc in manifest.manifests:
+            (children if desc.media_type in mt.MANIFESTS else blobs).append(str(desc.digest))
+    return blobs, children
+
 
 def _info(record: ManifestRecord) -> ManifestInfo:
     return ManifestInfo(Digest.parse(record.digest), record.media_type, record.size,
@@ -98,16 +116,7 @@ class ManifestStore:
         if expected is not None and digest != expected:
             raise DigestInvalid("manifest digest does not match the reference",
                                 detail={"digest": str(expected), "actual": str(digest)})
-        blobs: list[str] = []
-        children: list[str] = []
-        if isinstance(manifest, ImageManifest):
-            blobs = [str(d.digest) for d in manifest.blobs()]
-        elif isinstance(manifest, ImageIndex):
-            # Entries typed as manifests must be manifests of `repo`. Other entries must be
-            # content of `repo` all the same: BuildKit's registry cache (image-manifest=false,
-            # its default before v0.21) lists its layers and cache config in an index.
-            for desc in manifest.manifests:
-                (children if desc.media_type in mt.MANIFESTS else blobs).append(str(desc.digest))
+        blobs, children = references(manifest)
         record = ManifestRecord(
             str(digest), manifest.media_type, len(data),
             str(manifest.subject.digest) if manifest.subject is not None else None,

@@ -106,6 +106,18 @@ class ManifestRecord:
         return json.loads(self.annotations) if self.annotations else None
 
 
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What a garbage-collection sweep removed (or, rolled back, would remove)."""
+
+    links: int  # repository links to blobs no manifest of that repository needs
+    blobs: tuple[tuple[str, int], ...]  # (digest, size) of blobs no repository links now
+
+
+class CollectionConflict(RuntimeError):
+    """A manifest was written while garbage was being collected: nothing was removed."""
+
+
 _MANIFEST_COLUMNS = "m.digest, m.media_type, m.size, m.subject, m.artifact_type, m.annotations"
 _REPO_ID = "(SELECT id FROM repositories WHERE name = ?)"
 _DESCRIPTOR_CHARS = 320  # a descriptor's JSON but its annotations and artifactType, at most
@@ -166,8 +178,8 @@ class MetadataIndex:
         assert self._conn is not None, "metadata index is closed"
         return self._conn
 
-    def _write(self) -> _WriteTxn:
-        return _WriteTxn(self)
+    def _write(self, rollback: bool = False) -> _WriteTxn:
+        return _WriteTxn(self, rollback)
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[Any]:
         return self.conn.execute(sql, args).fetchall()
@@ -299,6 +311,62 @@ class MetadataIndex:
         descriptors (one at least). The flag says whether more follow."""
         return await self._call(self._referrers, repo, subject, artifact_type, after, count,
                                 max_bytes)
+
+    # ------------------------------------------------------------------ garbage collection
+
+    async def all_manifests(self) -> list[tuple[str, str, str]]:
+        """Every (repository, manifest digest, media type), for the mark phase."""
+        rows = await self._call(self._rows,
+                                "SELECT r.name, m.digest, m.media_type FROM manifests m"
+                                " JOIN repositories r ON r.id = m.repo_id"
+                                " ORDER BY r.name, m.digest", ())
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def _unknown_blobs(self, digests: Sequence[str]) -> list[str]:
+        known: set[str] = set()
+        for i in range(0, len(digests), 500):
+            batch = digests[i:i + 500]
+            known.update(str(r[0]) for r in self._rows(
+                f"SELECT digest FROM blobs WHERE digest IN ({','.join('?' * len(batch))})",
+                batch))
+        return [d for d in digests if d not in known]
+
+    async def unknown_blobs(self, digests: Sequence[str]) -> list[str]:
+        """Those of `digests` the index has no blob record of."""
+        return await self._call(self._unknown_blobs, tuple(digests))
+
+    def _sweep(self, keep: Iterable[tuple[str, str]], marked_at: float,
+               dry_run: bool) -> Sweep:
+        with self._write(rollback=dry_run) as cur:
+            if cur.execute("SELECT 1 FROM manifests WHERE created_at >= ? LIMIT 1",
+                           (marked_at,)).fetchone() is not None:
+                raise CollectionConflict("a manifest was pushed while garbage was collected")
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS gc_keep (repo TEXT NOT NULL,"
+                        " digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID")
+            cur.execute("DELETE FROM gc_keep")
+            cur.executemany("INSERT OR IGNORE INTO gc_keep (repo, digest) VALUES (?, ?)", keep)
+            # A link stays when a manifest of its repository needs it, or is it.
+            cur.execute(
+                "DELETE FROM blob_links AS l WHERE NOT EXISTS (SELECT 1 FROM gc_keep k"
+                " JOIN repositories r ON r.name = k.repo"
+                " WHERE r.id = l.repo_id AND k.digest = l.digest)"
+                " AND NOT EXISTS (SELECT 1 FROM manifests m"
+                " WHERE m.repo_id = l.repo_id AND m.digest = l.digest)")
+            links = cur.rowcount
+            blobs = tuple((str(r[0]), int(r[1])) for r in cur.execute(
+                "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM blob_links l"
+                " WHERE l.digest = blobs.digest) RETURNING digest, size"))
+            cur.execute("DELETE FROM gc_keep")
+            return Sweep(links, tuple(sorted(blobs)))
+
+    async def sweep(self, keep: Iterable[tuple[str, str]], marked_at: float,
+                    dry_run: bool = False) -> Sweep:
+        """In one transaction: remove every blob link no manifest of its repository needs
+        (`keep`: (repository, digest) pairs the mark phase found needed), then the record of
+        every blob no repository links any more. CollectionConflict, and nothing changes,
+        when a manifest was written at or after `marked_at`. A `dry_run` rolls it all back
+        and reports the same."""
+        return await self._call(self._sweep, tuple(keep), marked_at, dry_run)
 
     # ------------------------------------------------------------------ writes
 
@@ -455,10 +523,11 @@ class _WriteTxn:
     """`with index._write() as cur:` -> BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error),
     then a fresh Generation value so every process's caches drop what they hold."""
 
-    __slots__ = ("_index", "_cur")
+    __slots__ = ("_index", "_cur", "_rollback")
 
-    def __init__(self, index: MetadataIndex) -> None:
+    def __init__(self, index: MetadataIndex, rollback: bool = False) -> None:
         self._index = index
+        self._rollback = rollback  # a dry run: ROLLBACK even without an error
 
     def __enter__(self) -> sqlite3.Cursor:
         self._cur = self._index.conn.cursor()
@@ -466,7 +535,7 @@ class _WriteTxn:
         return self._cur
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
+        if exc_type is None and not self._rollback:
             self._cur.execute("COMMIT")
             self._index.generation.bump()
         else:

@@ -21,6 +21,7 @@ import pytest
 from tooling import free_port
 from transfer_registries import wait_for_v2
 
+from registry.oci import mediatypes as mt
 from registry.server.__main__ import main
 from registry.server.config import ConfigError, load_config
 from registry.server.params import DIRECT_BODY_MIN
@@ -379,6 +380,67 @@ def test_reindex_command_counts_repositories(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "reindexed 0 repositories" in out.stdout
+
+
+def _gc(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "registry.server", "gc", "--root", str(root),
+                           *extra], capture_output=True, text=True, timeout=60)
+
+
+def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
+        tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v2/acme/app"
+    root = tmp_path / "root"
+    blobs = {name: name.encode() * 1000 for name in ("config", "kept", "gone")}
+    digests = {name: "sha256:" + hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
+
+    def manifest(layer: str) -> bytes:
+        return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": {
+            "mediaType": mt.OCI_CONFIG, "digest": digests["config"], "size": 6000},
+            "layers": [{"mediaType": mt.OCI_LAYER_GZIP, "digest": digests[layer],
+                        "size": len(blobs[layer])}]}).encode()
+
+    proc = _serve(tmp_path, port, "--delete-enabled")
+    try:
+        for name, data in blobs.items():
+            assert _request(f"{url}/blobs/uploads/?digest={digests[name]}", "POST", data) == 201
+        for tag, layer in (("keep", "kept"), ("drop", "gone")):
+            assert _request(f"{url}/manifests/{tag}", "PUT", manifest(layer),
+                            {"Content-Type": mt.OCI_MANIFEST}) == 201
+        dropped = "sha256:" + hashlib.sha256(manifest("gone")).hexdigest()
+        assert _request(f"{url}/manifests/{dropped}", "DELETE") == 202
+        busy = _gc(root)
+        assert busy.returncode == 2 and "being served: stop it first" in busy.stderr
+    finally:
+        _stop(proc)
+
+    dry = _gc(root, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout) == {
+        "repositories": 1, "manifests": 1, "links_removed": 1, "blobs_removed": 2,
+        "orphans_removed": 0, "bytes_freed": 4000 + len(manifest("gone")), "dry_run": True}
+    gone_file = root / "blobs" / "sha256" / digests["gone"][7:9] / digests["gone"][7:] / "data"
+    assert gone_file.is_file()
+    real = _gc(root)
+    assert real.returncode == 0, real.stderr
+    assert "removed 1 repository links, 2 blobs" in real.stdout
+    assert not gone_file.exists()
+
+    from registry.storage import RootLock
+    with RootLock(root, exclusive=True):  # a collection in progress
+        refused = subprocess.run(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(root)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "garbage is being collected" in refused.stderr
+    proc = _serve(tmp_path, port)
+    try:
+        assert _request(f"{url}/blobs/{digests['gone']}", "GET") == 404
+        assert _request(f"{url}/blobs/{digests['kept']}", "GET") == 200
+        assert _request(f"{url}/manifests/keep", "GET",
+                        headers={"Accept": mt.OCI_MANIFEST}) == 200
+    finally:
+        _stop(proc)
 
 
 def _low_open_file_limit() -> None:

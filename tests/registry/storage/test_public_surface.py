@@ -10,11 +10,12 @@ from registry.storage import BlobStore, ManifestStore, RegistryStore, UploadStor
 
 def test_exported_members_are_pinned() -> None:
     assert sorted(storage.__all__) == [
-        "BlobInfo", "BlobStore", "FileInfo", "FileWriter", "FilesystemDriver", "Generation",
-        "InvalidPath", "LocalFiles", "ManifestInfo", "ManifestListener", "ManifestStore",
-        "MemoryDriver", "PathNotFound", "ReferrersPage", "RegistryStore", "StorageDriver",
-        "StorageError", "StoreConfig", "StoredManifest", "UploadState", "UploadStatus",
-        "UploadStore", "WriteCondition",
+        "BlobInfo", "BlobStore", "CollectionConflict", "CollectionReport", "FileInfo",
+        "FileWriter", "FilesystemDriver", "Generation", "InvalidPath", "LocalFiles",
+        "ManifestInfo", "ManifestListener", "ManifestStore", "ManifestUnreadable",
+        "MemoryDriver", "PathNotFound", "ReferrersPage", "RegistryStore", "RootBusy",
+        "RootLock", "StorageDriver", "StorageError", "StoreConfig", "StoredManifest",
+        "UploadState", "UploadStatus", "UploadStore", "WriteCondition",
     ]
     for name in storage.__all__:
         assert getattr(storage, name) is not None
@@ -30,4 +31,5 @@ def test_store_methods_match_the_contract() -> None:
             "purge_expired"} == _public(UploadStore)
     assert {"put", "get", "stat", "delete", "tags", "tags_of", "tag_targets", "catalog",
             "referrers"} == _public(ManifestStore)
-    assert {"open", "close", "db_path", "generation", "add_listener"} <= _public(RegistryStore)
+    assert {"open", "close", "db_path", "generation", "add_listener",
+            "collect_garbage"} <= _public(RegistryStore)

@@ -1,0 +1,113 @@
+"""Garbage collection: remove the blobs no manifest needs (`strata-registry gc`).
+
+Deletes through the API only unlink: a deleted manifest's layers, a deleted blob and an
+abandoned push's uploads stay on disk. Collection frees them, as distribution's
+`registry garbage-collect` does:
+
+- mark: every manifest of every repository is read and parsed once; it keeps itself and
+  what it needs (`references`, the rule a manifest PUT checks) linked in its repository;
+- sweep, in one metadata transaction: every other repository link goes, then the record of
+  every blob that no repository links any more;
+- then those blobs' files go, and blob files the index has no record of (a crash between a
+  blob's rename into place and its record leaves one).
+
+The registry must be stopped meanwhile (`RootLock`): a push between the mark and the sweep
+could lose blobs that nothing needs yet, such as layers uploaded before their manifest. A
+manifest written in between all the same fails the sweep (CollectionConflict), which then
+removes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+
+from registry.oci import Digest
+from registry.oci.errors import RegistryError
+from registry.oci.manifest import parse_manifest_off_loop
+from registry.storage import paths
+from registry.storage.driver import PathNotFound, StorageDriver
+from registry.storage.manifests import references
+from registry.storage.metadata import MetadataIndex
+
+
+class ManifestUnreadable(RuntimeError):
+    """A stored manifest could not be read or parsed: the mark cannot know what it needs,
+    so nothing is collected."""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionReport:
+    repositories: int  # repositories with manifests
+    manifests: int  # manifests kept, with everything they need
+    links_removed: int  # repository links to blobs no manifest there needs
+    blobs_removed: int  # blobs no repository links any more
+    orphans_removed: int  # blob files the index had no record of
+    bytes_freed: int
+    dry_run: bool  # nothing was removed: the counts say what would be
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+async def _needs(driver: StorageDriver, repo: str, digest: str, media_type: str) -> list[str]:
+    """The blobs a stored manifest needs in its repository (its children are manifests of
+    the repository, which keep themselves)."""
+    try:
+        data = await driver.get_content(paths.blob_data(Digest.parse(digest)))
+        blobs, _children = references(await parse_manifest_off_loop(data, media_type))
+    except (PathNotFound, RegistryError) as exc:
+        raise ManifestUnreadable(f"{repo}@{digest}: {exc}") from exc
+    return blobs
+
+
+async def _unrecorded(driver: StorageDriver, index: MetadataIndex) -> list[tuple[Digest, int]]:
+    """Blob files whose digest the index has no record of, with their sizes."""
+    found: dict[str, tuple[Digest, int]] = {}
+    try:
+        async for info in driver.walk(paths.BLOBS):
+            digest = paths.blob_digest(info.path)
+            if digest is not None:
+                found[str(digest)] = (digest, info.size)
+    except PathNotFound:  # no blob was ever stored
+        return []
+    return [found[d] for d in await index.unknown_blobs(list(found))]
+
+
+async def collect_garbage(driver: StorageDriver, index: MetadataIndex,
+                          dry_run: bool = False) -> CollectionReport:
+    """Mark, sweep, then remove the swept and unrecorded blob files (see the module doc).
+    With `dry_run` nothing changes and the report says what would go. ManifestUnreadable
+    or CollectionConflict: nothing was removed."""
+    marked_at = time.time()
+    manifests = await index.all_manifests()
+    needs: dict[str, list[str]] = {}  # per manifest digest: parsed once, whatever the repos
+    keep: set[tuple[str, str]] = set()
+    for repo, digest, media_type in manifests:
+        blobs = needs.get(digest)
+        if blobs is None:
+            blobs = needs[digest] = await _needs(driver, repo, digest, media_type)
+        keep.update((repo, blob) for blob in blobs)
+    sweep = await index.sweep(keep, marked_at, dry_run)
+    swept = {digest for digest, _size in sweep.blobs}
+    orphans = [(d, size) for d, size in await _unrecorded(driver, index)
+               if str(d) not in swept]
+    if not dry_run:
+        for digest, _size in sweep.blobs:
+            await _remove(driver, Digest.parse(digest))
+        for orphan, _size in orphans:
+            await _remove(driver, orphan)
+    return CollectionReport(
+        repositories=len({repo for repo, _, _ in manifests}),
+        manifests=len(manifests),
+        links_removed=sweep.links,
+        blobs_removed=len(sweep.blobs),
+        orphans_removed=len(orphans),
+        bytes_freed=sum(size for _, size in sweep.blobs) + sum(size for _, size in orphans),
+        dry_run=dry_run)
+
+
+async def _remove(driver: StorageDriver, digest: Digest) -> None:
+    with contextlib.suppress(PathNotFound):
+        await driver.delete(paths.blob_dir(digest))

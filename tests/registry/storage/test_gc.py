@@ -1,0 +1,184 @@
+"""Garbage collection (registry/storage/gc.py) over both drivers: what goes, what stays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from registry.oci import Digest
+from registry.oci import mediatypes as mt
+from registry.oci.errors import BlobUnknown
+from registry.storage import (
+    CollectionConflict,
+    ManifestUnreadable,
+    PathNotFound,
+    RegistryStore,
+    RootBusy,
+    RootLock,
+    paths,
+)
+
+
+def _config(name: str) -> bytes:
+    return json.dumps({"architecture": "amd64", "os": "linux", "name": name}).encode()
+
+
+async def _stored(store: RegistryStore, data: bytes) -> bool:
+    try:
+        await store.driver.stat(paths.blob_data(Digest.from_bytes(data)))
+    except PathNotFound:
+        return False
+    return True
+
+
+async def _readable(store: RegistryStore, repo: str, data: bytes) -> bool:
+    digest = Digest.from_bytes(data)
+    try:
+        got = b"".join([c async for c in store.blobs.read(repo, digest)])
+    except BlobUnknown:
+        return False
+    return got == data
+
+
+async def test_collection_frees_what_deletes_left_and_keeps_what_manifests_need(
+        store: RegistryStore, push) -> None:
+    only_v1, shared, only_v2, abandoned = b"layer-v1" * 100, b"shared" * 100, b"v2" * 50, b"x"
+    body_v1, v1 = await push.image("acme/app", "v1", only_v1, shared, config=_config("v1"))
+    body_v2, _ = await push.image("acme/app", "v2", only_v2, shared, config=_config("v2"))
+    await push.blob("acme/app", abandoned)  # a push that never sent its manifest
+    await store.manifests.delete("acme/app", str(v1))
+
+    report = await store.collect_garbage()
+
+    gone = [only_v1, _config("v1"), abandoned, body_v1]  # the manifest's link went with it
+    assert (report.manifests, report.repositories) == (1, 1)
+    assert (report.links_removed, report.blobs_removed, report.orphans_removed) == (3, 4, 0)
+    assert report.bytes_freed == sum(len(b) for b in gone)
+    assert not report.dry_run
+    for data in gone:
+        assert not await _readable(store, "acme/app", data)
+        assert not await _stored(store, data)
+    for data in (shared, only_v2, _config("v2"), body_v2):
+        assert await _readable(store, "acme/app", data)
+    got = await store.manifests.get("acme/app", "v2")
+    assert got.data == body_v2
+    assert (await store.collect_garbage()).blobs_removed == 0  # nothing left to collect
+
+
+async def test_a_blob_another_repository_needs_loses_only_the_unneeded_link(
+        store: RegistryStore, push) -> None:
+    layer = b"base layer" * 1000
+    await push.image("acme/base", "1", layer, config=_config("base"))
+    app_body, app = await push.image("acme/app", "1", layer, config=_config("app"))
+    await store.manifests.delete("acme/app", str(app))
+
+    report = await store.collect_garbage()
+
+    # the layer's and the config's links; the config and the manifest (nobody links them)
+    assert (report.links_removed, report.blobs_removed) == (2, 2)
+    assert not await _readable(store, "acme/app", layer)
+    assert await _readable(store, "acme/base", layer)
+    assert await _stored(store, layer)
+    assert not await _stored(store, _config("app"))
+    assert not await _stored(store, app_body)
+
+
+async def test_an_index_keeps_its_untagged_children_and_their_layers(
+        store: RegistryStore, push) -> None:
+    layers = [b"amd64 layer" * 10, b"arm64 layer" * 10]
+    children = []
+    for i, layer in enumerate(layers):
+        children.append(await push.image("acme/multi", f"tmp{i}", layer,
+                                         config=_config(f"arch{i}")))
+    index = push.index_bytes(children)
+    await store.manifests.put("acme/multi", "latest", mt.OCI_INDEX, index)
+    for i in range(len(layers)):  # only the index is tagged now
+        await store.manifests.delete("acme/multi", f"tmp{i}")
+
+    report = await store.collect_garbage()
+
+    assert (report.manifests, report.links_removed, report.blobs_removed) == (3, 0, 0)
+    for layer in layers:
+        assert await _readable(store, "acme/multi", layer)
+    for body, digest in children:
+        assert (await store.manifests.get("acme/multi", str(digest))).data == body
+
+
+async def test_a_dry_run_reports_the_same_and_removes_nothing(
+        store: RegistryStore, push) -> None:
+    _, digest = await push.image("acme/app", "v1", b"layer" * 10, config=_config("v1"))
+    await store.manifests.delete("acme/app", str(digest))
+
+    dry = await store.collect_garbage(dry_run=True)
+
+    assert dry.dry_run and (dry.links_removed, dry.blobs_removed) == (2, 3)
+    assert await _readable(store, "acme/app", b"layer" * 10)
+    real = await store.collect_garbage()
+    assert (real.links_removed, real.blobs_removed, real.bytes_freed) == \
+        (dry.links_removed, dry.blobs_removed, dry.bytes_freed)
+    assert not await _stored(store, b"layer" * 10)
+
+
+async def test_a_blob_file_without_a_record_is_removed_and_other_files_stay(
+        store: RegistryStore, push) -> None:
+    await push.image("acme/app", "v1", b"kept", config=_config("v1"))
+    orphan = b"renamed into place, then the process died"
+    await store.driver.put_content(paths.blob_data(Digest.from_bytes(orphan)), orphan)
+    await store.driver.put_content(f"{paths.BLOBS}/notes.txt", b"not a blob")
+
+    report = await store.collect_garbage()
+
+    assert (report.orphans_removed, report.bytes_freed) == (1, len(orphan))
+    assert not await _stored(store, orphan)
+    assert await store.driver.get_content(f"{paths.BLOBS}/notes.txt") == b"not a blob"
+    assert await _readable(store, "acme/app", b"kept")
+
+
+async def test_a_manifest_pushed_during_the_collection_stops_it(
+        store: RegistryStore, push, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mark has listed the manifests; a push then needs a blob nothing needed before."""
+    layer = b"uploaded before its manifest"
+    await push.blob("acme/app", layer)
+    config = await push.blob("acme/app", _config("late"), mt.OCI_CONFIG)
+    index = store._index
+    listed = index.all_manifests
+
+    async def list_then_push() -> list[tuple[str, str, str]]:
+        found = await listed()
+        await store.manifests.put("acme/app", "late", mt.OCI_MANIFEST, push.manifest_bytes(
+            config, [await push.blob("acme/app", layer)]))
+        return found
+
+    monkeypatch.setattr(index, "all_manifests", list_then_push)
+    with pytest.raises(CollectionConflict):
+        await store.collect_garbage()
+    monkeypatch.undo()
+    assert await _readable(store, "acme/app", layer)
+    assert (await store.collect_garbage()).blobs_removed == 0
+
+
+async def test_an_unreadable_manifest_stops_the_collection(
+        store: RegistryStore, push) -> None:
+    _, gone = await push.image("acme/app", "v1", b"old", config=_config("v1"))
+    _, broken = await push.image("acme/app", "v2", b"new", config=_config("v2"))
+    await store.manifests.delete("acme/app", str(gone))
+    await store.driver.delete(paths.blob_data(broken))
+
+    with pytest.raises(ManifestUnreadable, match=f"acme/app@{broken}"):
+        await store.collect_garbage()
+    assert await _readable(store, "acme/app", b"old")  # nothing was removed
+
+
+def test_the_root_lock_is_shared_by_servers_and_exclusive_for_collection(
+        tmp_path: Path) -> None:
+    with (RootLock(tmp_path, exclusive=False), RootLock(tmp_path, exclusive=False),
+          pytest.raises(RootBusy, match="being served")):
+        RootLock(tmp_path, exclusive=True)
+    with RootLock(tmp_path, exclusive=True):
+        with pytest.raises(RootBusy, match="garbage is being collected"):
+            RootLock(tmp_path, exclusive=False)
+        with pytest.raises(RootBusy):
+            RootLock(tmp_path, exclusive=True)
+    RootLock(tmp_path, exclusive=True).release()  # released with its holders
