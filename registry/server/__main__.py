@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -218,6 +219,31 @@ async def _reindex(config: RegistryConfig) -> int:
         await store.close()
 
 
+def listening_sockets(host: str, port: int, reuse_port: bool,
+                      send_timeout: float) -> list[socket.socket]:
+    """One listening socket per address `host` resolves to, as loop.create_server binds.
+
+    Each carries TCP_USER_TIMEOUT, which the sockets it accepts inherit: a connection whose
+    sent bytes wait unacknowledged for `send_timeout` is reset. A client that stops reading
+    keeps a zero window, and Linux counts its probes against that time (since 5.11): aiohttp
+    has no timeout of its own for a response that does not leave.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for family, _, _, _, address in dict.fromkeys(socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)):
+            sock = socket.create_server(address, family=family, backlog=1024,
+                                        reuse_port=reuse_port)
+            sockets.append(sock)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                            int(send_timeout * 1000))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     """Serve until SIGTERM or SIGINT, then close connections and storage cleanly."""
     from aiohttp import web
@@ -250,9 +276,9 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port,
-                           backlog=1024)
-        await site.start()
+        for sock in listening_sockets(config.host, config.port, reuse_port,
+                                      config.send_timeout_seconds):
+            await web.SockSite(runner, sock).start()
         logging.getLogger("registry.server").info(
             "strata-registry %s listening on http://%s (pid %d, root %s)",
             registry_version(), config.addr, os.getpid(), config.root)

@@ -16,6 +16,9 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
     idle_timeout_seconds 75                a connection with no request under way closes
                                            after this long (a new one must send its first
                                            request's head within it)
+    send_timeout_seconds 300               a connection whose client has acknowledged none
+                                           of the bytes sent to it for this long is reset
+                                           (a client that stopped reading)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 ENV_PREFIX = "STRATA_REGISTRY_"
 LOG_FORMATS = ("text", "json")
+MAX_SEND_TIMEOUT_SECONDS = 2**31 // 1000  # TCP_USER_TIMEOUT is a C int of milliseconds
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,7 @@ class RegistryConfig:
     max_manifest_bytes: int = 4 * 1024 * 1024
     search_enabled: bool = True
     idle_timeout_seconds: float = 75
+    send_timeout_seconds: float = 300
 
     @property
     def host(self) -> str:
@@ -74,7 +79,7 @@ def split_addr(addr: str) -> tuple[str, int]:
 _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "log_format": str,
           "log_level": str, "access_log": bool, "upload_ttl_seconds": float,
           "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool,
-          "idle_timeout_seconds": float}
+          "idle_timeout_seconds": float, "send_timeout_seconds": float}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -118,6 +123,9 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("upload_ttl_seconds must be positive")
     if config.idle_timeout_seconds <= 0:
         raise ConfigError("idle_timeout_seconds must be positive")
+    if not 0 < config.send_timeout_seconds <= MAX_SEND_TIMEOUT_SECONDS:
+        raise ConfigError("send_timeout_seconds must be positive and at most "
+                          f"{MAX_SEND_TIMEOUT_SECONDS}")
     return config
 
 

@@ -57,6 +57,8 @@ def test_toml_then_env_then_flags(tmp_path: Path) -> None:
     ('addr = "nohost"', "addr"),
     ('delete_enabled = "perhaps"', "delete_enabled"),
     ('workers = [', "registry.toml"),
+    ('send_timeout_seconds = 0', "send_timeout_seconds"),
+    ('send_timeout_seconds = 3e6', "send_timeout_seconds"),
 ])
 def test_bad_config_names_the_option(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "registry.toml"
@@ -441,6 +443,39 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
                         headers={"Accept": mt.OCI_MANIFEST}) == 200
     finally:
         _stop(proc)
+
+
+def test_a_client_that_stops_reading_a_blob_is_reset_after_the_send_timeout(
+        tmp_path: Path) -> None:
+    """aiohttp has no write timeout: a client that sent a GET and never read held its
+    connection, and its response, for as long as it lived."""
+    port = free_port()
+    log_path = tmp_path / "log"
+    blob = os.urandom(32 << 20)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    env = {**os.environ, "STRATA_REGISTRY_SEND_TIMEOUT_SECONDS": "2"}
+    proc = _serve(tmp_path, port, log=log_path, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/v2/stalled/blobs"
+        assert _request(f"{url}/uploads/?digest={digest}", "POST", blob) == 201
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(f"GET /v2/stalled/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(8)  # not reading: a zero window, probed and answered, past the timeout
+        received = 0
+        with pytest.raises(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        sock.close()
+        assert received < len(blob)
+        # the server goes on serving, and a client that reads gets the whole blob
+        with urllib.request.urlopen(f"{url}/{digest}") as resp:
+            assert hashlib.sha256(resp.read()).hexdigest() == digest[7:]
+    finally:
+        _stop(proc)
+    log = log_path.read_text()
+    assert "Traceback" not in log and " 500 " not in log, log
 
 
 def _low_open_file_limit() -> None:
