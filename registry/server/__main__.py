@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.root.mkdir(parents=True, exist_ok=True)
     try:
         lock = RootLock(config.root, exclusive=False)  # forked workers inherit it
-    except RootBusy as exc:
+    except (RootBusy, OSError) as exc:
         print(f"strata-registry: {exc}", file=sys.stderr)
         return 2
     with lock:
@@ -181,11 +181,16 @@ def _collect(config: RegistryConfig, dry_run: bool, as_json: bool) -> int:
         print(f"strata-registry gc: no registry at {config.root}", file=sys.stderr)
         return 2
     try:
-        with RootLock(config.root, exclusive=True):
+        lock = RootLock(config.root, exclusive=True)
+    except (RootBusy, OSError) as exc:
+        print(f"strata-registry gc: {exc}", file=sys.stderr)
+        return 2
+    with lock:
+        try:
             report = asyncio.run(_collect_in(config, dry_run))
-    except (RootBusy, CollectionConflict, ManifestUnreadable) as exc:
-        print(f"strata-registry gc: {exc}; nothing was removed", file=sys.stderr)
-        return 2 if isinstance(exc, RootBusy) else 1
+        except (CollectionConflict, ManifestUnreadable) as exc:
+            print(f"strata-registry gc: {exc}; nothing was removed", file=sys.stderr)
+            return 1
     if as_json:
         print(json.dumps(report.as_dict()))
         return 0
@@ -219,6 +224,9 @@ async def _reindex(config: RegistryConfig) -> int:
         await store.close()
 
 
+LISTEN_BACKLOG = 1024  # connections the kernel queues for a busy (or out of descriptors) worker
+
+
 def listening_sockets(host: str, port: int, reuse_port: bool,
                       send_timeout: float) -> list[socket.socket]:
     """One listening socket per address `host` resolves to, as loop.create_server binds.
@@ -232,7 +240,7 @@ def listening_sockets(host: str, port: int, reuse_port: bool,
     try:
         for family, _, _, _, address in dict.fromkeys(socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)):
-            sock = socket.create_server(address, family=family, backlog=1024,
+            sock = socket.create_server(address, family=family, backlog=LISTEN_BACKLOG,
                                         reuse_port=reuse_port)
             sockets.append(sock)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
@@ -278,7 +286,7 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     try:
         for sock in listening_sockets(config.host, config.port, reuse_port,
                                       config.send_timeout_seconds):
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
         logging.getLogger("registry.server").info(
             "strata-registry %s listening on http://%s (pid %d, root %s)",
             registry_version(), config.addr, os.getpid(), config.root)

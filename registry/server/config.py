@@ -123,8 +123,8 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("upload_ttl_seconds must be positive")
     if config.idle_timeout_seconds <= 0:
         raise ConfigError("idle_timeout_seconds must be positive")
-    if not 0 < config.send_timeout_seconds <= MAX_SEND_TIMEOUT_SECONDS:
-        raise ConfigError("send_timeout_seconds must be positive and at most "
+    if not 0.001 <= config.send_timeout_seconds <= MAX_SEND_TIMEOUT_SECONDS:
+        raise ConfigError("send_timeout_seconds must be from 0.001 to "
                           f"{MAX_SEND_TIMEOUT_SECONDS}")
     return config
 

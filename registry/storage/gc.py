@@ -23,7 +23,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass
 
-from registry.oci import Digest
+from registry.oci import Digest, ImageManifest
 from registry.oci.errors import RegistryError
 from registry.oci.manifest import parse_manifest_off_loop
 from registry.storage import paths
@@ -52,13 +52,17 @@ class CollectionReport:
 
 
 async def _needs(driver: StorageDriver, repo: str, digest: str, media_type: str) -> list[str]:
-    """The blobs a stored manifest needs in its repository (its children are manifests of
-    the repository, which keep themselves)."""
+    """The blobs a stored manifest keeps in its repository: what a PUT checks (its children
+    are manifests of the repository, which keep themselves), and every layer besides: a
+    foreign layer with URLs need not be pushed, but one that was stays."""
     try:
         data = await driver.get_content(paths.blob_data(Digest.parse(digest)))
-        blobs, _children = references(await parse_manifest_off_loop(data, media_type))
+        manifest = await parse_manifest_off_loop(data, media_type)
     except (PathNotFound, RegistryError) as exc:
         raise ManifestUnreadable(f"{repo}@{digest}: {exc}") from exc
+    blobs, _children = references(manifest)
+    if isinstance(manifest, ImageManifest):
+        blobs += [str(layer.digest) for layer in manifest.layers]
     return blobs
 
 

@@ -353,9 +353,12 @@ class MetadataIndex:
                 " AND NOT EXISTS (SELECT 1 FROM manifests m"
                 " WHERE m.repo_id = l.repo_id AND m.digest = l.digest)")
             links = cur.rowcount
+            # A manifest's bytes stay while it is a manifest anywhere, even unlinked (a blob
+            # DELETE of its digest unlinks them but leaves the manifest served).
             blobs = tuple((str(r[0]), int(r[1])) for r in cur.execute(
                 "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM blob_links l"
-                " WHERE l.digest = blobs.digest) RETURNING digest, size"))
+                " WHERE l.digest = blobs.digest) AND NOT EXISTS (SELECT 1 FROM manifests m"
+                " WHERE m.digest = blobs.digest) RETURNING digest, size"))
             cur.execute("DELETE FROM gc_keep")
             return Sweep(links, tuple(sorted(blobs)))
 
@@ -363,9 +366,9 @@ class MetadataIndex:
                     dry_run: bool = False) -> Sweep:
         """In one transaction: remove every blob link no manifest of its repository needs
         (`keep`: (repository, digest) pairs the mark phase found needed), then the record of
-        every blob no repository links any more. CollectionConflict, and nothing changes,
-        when a manifest was written at or after `marked_at`. A `dry_run` rolls it all back
-        and reports the same."""
+        every blob no repository links any more and no repository has as a manifest.
+        CollectionConflict, and nothing changes, when a manifest was written at or after
+        `marked_at`. A `dry_run` rolls it all back and reports the same."""
         return await self._call(self._sweep, tuple(keep), marked_at, dry_run)
 
     # ------------------------------------------------------------------ writes

@@ -24,15 +24,18 @@ class RootLock:
 
     def __init__(self, root: Path, exclusive: bool) -> None:
         self.root = root
-        self._fd = os.open(root / paths.ROOT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Read-only is enough for flock(2): a lock file another user made still locks.
+        self._fd = os.open(root / paths.ROOT_LOCK, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                           0o644)
         try:
             fcntl.flock(self._fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                         | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
             if exclusive:
-                raise RootBusy(f"the registry at {root} is being served: stop it first "
-                               "(garbage collection needs its storage to itself)") from None
+                raise RootBusy(f"the registry at {root} is being served, or collected by "
+                               "another gc: stop it first (garbage collection needs its "
+                               "storage to itself)") from None
             raise RootBusy(f"garbage is being collected in {root}: serve it once that "
                            "ends") from None
 

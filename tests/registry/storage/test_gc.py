@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,37 @@ async def test_an_index_keeps_its_untagged_children_and_their_layers(
         assert (await store.manifests.get("acme/multi", str(digest))).data == body
 
 
+async def test_a_manifest_whose_blob_was_deleted_keeps_its_bytes(store: RegistryStore,
+                                                                 push) -> None:
+    """DELETE /v2/<name>/blobs/<manifest digest> unlinks the manifest's bytes but leaves the
+    manifest served: its bytes must stay (a tag that HEADs 200 and GETs 404 otherwise)."""
+    body, digest = await push.image("acme/app", "v1", b"layer", config=_config("v1"))
+    await store.blobs.delete("acme/app", digest)
+
+    report = await store.collect_garbage()
+
+    assert report.blobs_removed == 0
+    assert await _stored(store, body)
+    assert (await store.collect_garbage()).manifests == 1  # and the next one reads it
+
+
+async def test_a_pushed_foreign_layer_stays(store: RegistryStore, push) -> None:
+    """A foreign layer with URLs need not be pushed (the PUT does not check it), but one that
+    was (an air-gapped mirror) is the manifest's content like any layer."""
+    foreign = b"windows base layer" * 100
+    config = await push.blob("acme/win", _config("win"), mt.DOCKER_CONFIG)
+    layer = await push.blob("acme/win", foreign, mt.DOCKER_LAYER_FOREIGN_GZIP)
+    body = json.dumps({"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST,
+                       "config": config.to_json(), "layers": [
+                           {**layer.to_json(), "urls": ["https://example.invalid/l"]}]})
+    await store.manifests.put("acme/win", "1", mt.DOCKER_MANIFEST, body.encode())
+
+    report = await store.collect_garbage()
+
+    assert (report.links_removed, report.blobs_removed) == (0, 0)
+    assert await _readable(store, "acme/win", foreign)
+
+
 async def test_a_dry_run_reports_the_same_and_removes_nothing(
         store: RegistryStore, push) -> None:
     _, digest = await push.image("acme/app", "v1", b"layer" * 10, config=_config("v1"))
@@ -182,3 +216,29 @@ def test_the_root_lock_is_shared_by_servers_and_exclusive_for_collection(
         with pytest.raises(RootBusy):
             RootLock(tmp_path, exclusive=True)
     RootLock(tmp_path, exclusive=True).release()  # released with its holders
+
+
+def test_a_lock_file_another_user_made_still_locks() -> None:
+    """`sudo strata-registry gc` leaves registry.lock owned by root, mode 0644: a server
+    running as another user must still lock it (read-only is enough for flock)."""
+    root = Path(tempfile.mkdtemp())  # (pytest's tmp_path is private to root)
+    try:
+        os.chmod(root, 0o755)
+        RootLock(root, exclusive=True).release()  # made by root
+        os.chmod(root / paths.ROOT_LOCK, 0o644)
+        with RootLock(root, exclusive=True):  # a collection the other user's server must see
+            pid = os.fork()
+            if pid == 0:  # the other user
+                code = 1
+                try:
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    RootLock(root, exclusive=False)
+                except RootBusy:
+                    code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+    finally:
+        shutil.rmtree(root)
+    assert os.waitstatus_to_exitcode(status) == 0
