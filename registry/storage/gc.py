@@ -5,9 +5,10 @@ abandoned push's uploads stay on disk. Collection frees them, as distribution's
 `registry garbage-collect` does:
 
 - mark: every manifest of every repository is read and parsed once; it keeps itself and
-  what it needs (`references`, the rule a manifest PUT checks) linked in its repository;
+  what it needs (`references`, the rule a manifest PUT checks, and pushed foreign layers)
+  linked in its repository;
 - sweep, in one metadata transaction: every other repository link goes, then the record of
-  every blob that no repository links any more;
+  every blob that no repository links any more and none has as a manifest;
 - then those blobs' files go, and blob files the index has no record of (a crash between a
   blob's rename into place and its record leaves one).
 

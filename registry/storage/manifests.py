@@ -44,6 +44,7 @@ from registry.storage.values import (
 
 log = logging.getLogger(__name__)
 
+
 def references(manifest: Manifest) -> tuple[list[str], list[str]]:
     """What a manifest needs in its repository: (blobs, child manifests), as digest strings.
 

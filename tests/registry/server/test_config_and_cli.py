@@ -25,6 +25,7 @@ from registry.oci import mediatypes as mt
 from registry.server.__main__ import main
 from registry.server.config import ConfigError, load_config
 from registry.server.params import DIRECT_BODY_MIN
+from registry.storage import RootLock
 
 
 def test_defaults() -> None:
@@ -429,7 +430,6 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     assert "removed 1 repository links, 2 blobs" in real.stdout
     assert not gone_file.exists()
 
-    from registry.storage import RootLock
     with RootLock(root, exclusive=True):  # a collection in progress
         refused = subprocess.run(
             [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
