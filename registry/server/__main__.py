@@ -3,7 +3,7 @@
     strata-registry serve [--config FILE] [--addr HOST:PORT] [--root DIR] [--workers N]
                           [--delete-enabled] [--log-format text|json]
     strata-registry reindex [--config FILE] [--root DIR]
-    strata-registry gc [--config FILE] [--root DIR] [--dry-run] [--json]
+    strata-registry gc [--config FILE] [--root DIR] [--delete-untagged] [--dry-run] [--json]
     strata-registry --version
 
 Options come from defaults, then the TOML file, then STRATA_REGISTRY_* variables, then flags
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "files with no record. Stop the server first: gc refuses to run while "
                     "one serves the root, and a server refuses to start during gc.")
     _common(gc)
+    gc.add_argument("--delete-untagged", action="store_true",
+                    help="first remove the manifests no tag reaches (not tagged, not the child "
+                         "of a kept index, not a referrer of a kept manifest): the images a "
+                         "moved tag left behind, which are otherwise kept for pulls by digest")
     gc.add_argument("--dry-run", action="store_true",
                     help="report what would be removed; remove nothing")
     gc.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reindexed {count} repositories")
         return 0
     if args.command == "gc":
-        return _collect(config, args.dry_run, args.json)
+        return _collect(config, args.dry_run, args.delete_untagged, args.json)
     config.root.mkdir(parents=True, exist_ok=True)
     try:
         lock = RootLock(config.root, exclusive=False)  # forked workers inherit it
@@ -175,7 +179,8 @@ def setup_logging(config: RegistryConfig) -> None:
     logging.getLogger("aiohttp.access").propagate = False
 
 
-def _collect(config: RegistryConfig, dry_run: bool, as_json: bool) -> int:
+def _collect(config: RegistryConfig, dry_run: bool, delete_untagged: bool,
+             as_json: bool) -> int:
     """`gc`: collect garbage holding the root alone; print the report."""
     if not (config.root / paths.METADATA_DB).is_file():
         print(f"strata-registry gc: no registry at {config.root}", file=sys.stderr)
@@ -187,7 +192,7 @@ def _collect(config: RegistryConfig, dry_run: bool, as_json: bool) -> int:
         return 2
     with lock:
         try:
-            report = asyncio.run(_collect_in(config, dry_run))
+            report = asyncio.run(_collect_in(config, dry_run, delete_untagged))
         except (CollectionConflict, ManifestUnreadable) as exc:
             print(f"strata-registry gc: {exc}; nothing was removed", file=sys.stderr)
             return 1
@@ -195,17 +200,21 @@ def _collect(config: RegistryConfig, dry_run: bool, as_json: bool) -> int:
         print(json.dumps(report.as_dict()))
         return 0
     verb = "would remove" if dry_run else "removed"
+    untagged = (f"{report.manifests_removed} untagged manifests, "
+                if delete_untagged else "")
     print(f"kept {report.manifests} manifests in {report.repositories} repositories; "
-          f"{verb} {report.links_removed} repository links, {report.blobs_removed} blobs "
+          f"{verb} {untagged}{report.links_removed} repository links, "
+          f"{report.blobs_removed} blobs "
           f"and {report.orphans_removed} unrecorded blob files "
           f"({report.bytes_freed:,} bytes)")
     return 0
 
 
-async def _collect_in(config: RegistryConfig, dry_run: bool) -> CollectionReport:
+async def _collect_in(config: RegistryConfig, dry_run: bool,
+                      delete_untagged: bool) -> CollectionReport:
     store = await RegistryStore.open(StoreConfig(root=config.root))
     try:
-        return await store.collect_garbage(dry_run)
+        return await store.collect_garbage(dry_run, delete_untagged)
     finally:
         await store.close()
 

@@ -79,10 +79,11 @@ class RegistryStore:
         index = await MetadataIndex.open(root / paths.METADATA_DB, root / paths.GENERATION_FILE)
         return cls(config, driver if driver is not None else FilesystemDriver(root), index)
 
-    async def collect_garbage(self, dry_run: bool = False) -> CollectionReport:
-        """Remove the blobs no manifest needs (registry/storage/gc.py); the registry must
-        be stopped (RootLock)."""
-        return await collect_garbage(self.driver, self._index, dry_run)
+    async def collect_garbage(self, dry_run: bool = False,
+                              delete_untagged: bool = False) -> CollectionReport:
+        """Remove the blobs no manifest needs, and with `delete_untagged` the manifests no
+        tag reaches first (registry/storage/gc.py); the registry must be stopped (RootLock)."""
+        return await collect_garbage(self.driver, self._index, dry_run, delete_untagged)
 
     async def close(self) -> None:
         await self._index.close()

@@ -107,9 +107,21 @@ class ManifestRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredManifestEntry:
+    """One manifest of one repository, as the garbage-collection mark reads it."""
+
+    repo: str
+    digest: str
+    media_type: str
+    subject: str | None  # the manifest it refers to (a referrer), if any
+    tagged: bool  # a tag of `repo` points at it
+
+
+@dataclass(frozen=True, slots=True)
 class Sweep:
     """What a garbage-collection sweep removed (or, rolled back, would remove)."""
 
+    manifests: int  # untagged manifests nothing kept needs (only when asked to drop them)
     links: int  # repository links to blobs no manifest of that repository needs
     blobs: tuple[tuple[str, int], ...]  # (digest, size) of blobs no repository links now
 
@@ -314,13 +326,16 @@ class MetadataIndex:
 
     # ------------------------------------------------------------------ garbage collection
 
-    async def all_manifests(self) -> list[tuple[str, str, str]]:
-        """Every (repository, manifest digest, media type), for the mark phase."""
+    async def all_manifests(self) -> list[StoredManifestEntry]:
+        """Every manifest of every repository, for the mark phase."""
         rows = await self._call(self._rows,
-                                "SELECT r.name, m.digest, m.media_type FROM manifests m"
+                                "SELECT r.name, m.digest, m.media_type, m.subject,"
+                                " EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id"
+                                " AND t.digest = m.digest) FROM manifests m"
                                 " JOIN repositories r ON r.id = m.repo_id"
                                 " ORDER BY r.name, m.digest", ())
-        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [StoredManifestEntry(str(r[0]), str(r[1]), str(r[2]), r[3], bool(r[4]))
+                for r in rows]
 
     def _unknown_blobs(self, digests: Sequence[str]) -> list[str]:
         known: set[str] = set()
@@ -335,16 +350,30 @@ class MetadataIndex:
         """Those of `digests` the index has no blob record of."""
         return await self._call(self._unknown_blobs, tuple(digests))
 
-    def _sweep(self, keep: Iterable[tuple[str, str]], marked_at: float,
-               dry_run: bool) -> Sweep:
+    def _sweep(self, keep: Iterable[tuple[str, str]], drop: Iterable[tuple[str, str]],
+               marked_at: float, dry_run: bool) -> Sweep:
         with self._write(rollback=dry_run) as cur:
             if cur.execute("SELECT 1 FROM manifests WHERE created_at >= ? LIMIT 1",
                            (marked_at,)).fetchone() is not None:
                 raise CollectionConflict("a manifest was pushed while garbage was collected")
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS gc_keep (repo TEXT NOT NULL,"
-                        " digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID")
-            cur.execute("DELETE FROM gc_keep")
+            for table in ("gc_keep", "gc_drop"):
+                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (repo TEXT NOT NULL,"
+                            " digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID")
+                cur.execute(f"DELETE FROM {table}")
             cur.executemany("INSERT OR IGNORE INTO gc_keep (repo, digest) VALUES (?, ?)", keep)
+            cur.executemany("INSERT OR IGNORE INTO gc_drop (repo, digest) VALUES (?, ?)", drop)
+            # Untagged manifests go first, and with them their own links (below) and their
+            # entries as referrers. A tag moved since the mark may point at one of them.
+            if drop and cur.execute(
+                    "SELECT 1 FROM tags WHERE updated_at >= ? UNION ALL SELECT 1 FROM tags t"
+                    " JOIN repositories r ON r.id = t.repo_id"
+                    " JOIN gc_drop d ON d.repo = r.name AND d.digest = t.digest LIMIT 1",
+                    (marked_at,)).fetchone() is not None:
+                raise CollectionConflict("a tag was pushed while garbage was collected")
+            manifests = cur.execute(
+                "DELETE FROM manifests AS m WHERE EXISTS (SELECT 1 FROM gc_drop d"
+                " JOIN repositories r ON r.name = d.repo"
+                " WHERE r.id = m.repo_id AND d.digest = m.digest)").rowcount
             # A link stays when a manifest of its repository needs it, or is it.
             cur.execute(
                 "DELETE FROM blob_links AS l WHERE NOT EXISTS (SELECT 1 FROM gc_keep k"
@@ -360,16 +389,19 @@ class MetadataIndex:
                 " WHERE l.digest = blobs.digest) AND NOT EXISTS (SELECT 1 FROM manifests m"
                 " WHERE m.digest = blobs.digest) RETURNING digest, size"))
             cur.execute("DELETE FROM gc_keep")
-            return Sweep(links, tuple(sorted(blobs)))
+            cur.execute("DELETE FROM gc_drop")
+            return Sweep(manifests, links, tuple(sorted(blobs)))
 
     async def sweep(self, keep: Iterable[tuple[str, str]], marked_at: float,
-                    dry_run: bool = False) -> Sweep:
-        """In one transaction: remove every blob link no manifest of its repository needs
-        (`keep`: (repository, digest) pairs the mark phase found needed), then the record of
-        every blob no repository links any more and no repository has as a manifest.
-        CollectionConflict, and nothing changes, when a manifest was written at or after
-        `marked_at`. A `dry_run` rolls it all back and reports the same."""
-        return await self._call(self._sweep, tuple(keep), marked_at, dry_run)
+                    dry_run: bool = False, drop: Iterable[tuple[str, str]] = ()) -> Sweep:
+        """In one transaction: remove the manifests in `drop` ((repository, digest) pairs the
+        mark found untagged and unneeded), then every blob link no manifest of its
+        repository needs (`keep`: (repository, digest) pairs the mark found needed), then
+        the record of every blob no repository links any more and no repository has as a
+        manifest. CollectionConflict, and nothing changes, when a manifest or a tag was
+        written at or after `marked_at`. A `dry_run` rolls it all back and reports the
+        same."""
+        return await self._call(self._sweep, tuple(keep), tuple(drop), marked_at, dry_run)
 
     # ------------------------------------------------------------------ writes
 

@@ -392,10 +392,11 @@ def _gc(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
         tmp_path: Path) -> None:
+    """Then `--delete-untagged` frees the image a moved tag left behind."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v2/acme/app"
     root = tmp_path / "root"
-    blobs = {name: name.encode() * 1000 for name in ("config", "kept", "gone")}
+    blobs = {name: name.encode() * 1000 for name in ("config", "kept", "gone", "old")}
     digests = {name: "sha256:" + hashlib.sha256(b).hexdigest() for name, b in blobs.items()}
 
     def manifest(layer: str) -> bytes:
@@ -408,7 +409,7 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     try:
         for name, data in blobs.items():
             assert _request(f"{url}/blobs/uploads/?digest={digests[name]}", "POST", data) == 201
-        for tag, layer in (("keep", "kept"), ("drop", "gone")):
+        for tag, layer in (("keep", "old"), ("keep", "kept"), ("drop", "gone")):
             assert _request(f"{url}/manifests/{tag}", "PUT", manifest(layer),
                             {"Content-Type": mt.OCI_MANIFEST}) == 201
         dropped = "sha256:" + hashlib.sha256(manifest("gone")).hexdigest()
@@ -421,14 +422,18 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     dry = _gc(root, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout) == {
-        "repositories": 1, "manifests": 1, "links_removed": 1, "blobs_removed": 2,
-        "orphans_removed": 0, "bytes_freed": 4000 + len(manifest("gone")), "dry_run": True}
+        "repositories": 1, "manifests": 2, "manifests_removed": 0, "links_removed": 1,
+        "blobs_removed": 2, "orphans_removed": 0, "bytes_freed": 4000 + len(manifest("gone")),
+        "dry_run": True}
     gone_file = root / "blobs" / "sha256" / digests["gone"][7:9] / digests["gone"][7:] / "data"
     assert gone_file.is_file()
     real = _gc(root)
     assert real.returncode == 0, real.stderr
     assert "removed 1 repository links, 2 blobs" in real.stdout
     assert not gone_file.exists()
+    untagged = _gc(root, "--delete-untagged")
+    assert untagged.returncode == 0, untagged.stderr
+    assert "removed 1 untagged manifests, 2 repository links, 2 blobs" in untagged.stdout
 
     with RootLock(root, exclusive=True):  # a collection in progress
         refused = subprocess.run(
@@ -438,6 +443,10 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     proc = _serve(tmp_path, port)
     try:
         assert _request(f"{url}/blobs/{digests['gone']}", "GET") == 404
+        assert _request(f"{url}/blobs/{digests['old']}", "GET") == 404
+        old = "sha256:" + hashlib.sha256(manifest("old")).hexdigest()
+        assert _request(f"{url}/manifests/{old}", "GET",
+                        headers={"Accept": mt.OCI_MANIFEST}) == 404
         assert _request(f"{url}/blobs/{digests['kept']}", "GET") == 200
         assert _request(f"{url}/manifests/keep", "GET",
                         headers={"Accept": mt.OCI_MANIFEST}) == 200

@@ -12,7 +12,7 @@ import pytest
 
 from registry.oci import Digest
 from registry.oci import mediatypes as mt
-from registry.oci.errors import BlobUnknown
+from registry.oci.errors import BlobUnknown, ManifestUnknown
 from registry.storage import (
     CollectionConflict,
     ManifestUnreadable,
@@ -22,6 +22,7 @@ from registry.storage import (
     RootLock,
     paths,
 )
+from registry.storage.metadata import StoredManifestEntry
 
 
 def _config(name: str) -> bytes:
@@ -179,7 +180,7 @@ async def test_a_manifest_pushed_during_the_collection_stops_it(
     index = store._index
     listed = index.all_manifests
 
-    async def list_then_push() -> list[tuple[str, str, str]]:
+    async def list_then_push() -> list[StoredManifestEntry]:
         found = await listed()
         await store.manifests.put("acme/app", "late", mt.OCI_MANIFEST, push.manifest_bytes(
             config, [await push.blob("acme/app", layer)]))
@@ -203,6 +204,138 @@ async def test_an_unreadable_manifest_stops_the_collection(
     with pytest.raises(ManifestUnreadable, match=f"acme/app@{broken}"):
         await store.collect_garbage()
     assert await _readable(store, "acme/app", b"old")  # nothing was removed
+
+
+# --------------------------------------------------------------------------- --delete-untagged
+
+
+async def _untagged(store: RegistryStore, push, repo: str, *layers: bytes, config: bytes,
+                    **extra: object) -> tuple[bytes, Digest]:
+    """An image pushed by digest only (an attestation, a signature, a build cache record)."""
+    cfg = await push.blob(repo, config, mt.OCI_CONFIG)
+    body = push.manifest_bytes(cfg, [await push.blob(repo, layer) for layer in layers], **extra)
+    digest = Digest.from_bytes(body)
+    await store.manifests.put(repo, str(digest), mt.OCI_MANIFEST, body)
+    return body, digest
+
+
+async def _manifest_gone(store: RegistryStore, repo: str, digest: Digest) -> bool:
+    try:
+        await store.manifests.get(repo, str(digest))
+    except ManifestUnknown:
+        return True
+    return False
+
+
+async def test_delete_untagged_removes_the_image_a_moved_tag_left(
+        store: RegistryStore, push) -> None:
+    only_v1, shared, only_v2 = b"layer-v1" * 100, b"shared" * 100, b"v2" * 50
+    body_v1, v1 = await push.image("acme/app", "latest", only_v1, shared, config=_config("v1"))
+    body_v2, _ = await push.image("acme/app", "latest", only_v2, shared, config=_config("v2"))
+
+    plain = await store.collect_garbage()  # without the switch, v1 stays for pulls by digest
+    dry = await store.collect_garbage(dry_run=True, delete_untagged=True)
+
+    assert (plain.manifests, plain.manifests_removed, plain.blobs_removed) == (2, 0, 0)
+    assert (dry.manifests, dry.manifests_removed, dry.blobs_removed) == (1, 1, 3)
+    assert (await store.manifests.get("acme/app", str(v1))).data == body_v1
+    real = await store.collect_garbage(delete_untagged=True)
+    assert (real.manifests, real.manifests_removed, real.links_removed, real.blobs_removed,
+            real.bytes_freed) == (1, 1, 3, 3, dry.bytes_freed)
+    assert real.bytes_freed == len(only_v1) + len(_config("v1")) + len(body_v1)
+    assert await _manifest_gone(store, "acme/app", v1)
+    for data in (only_v1, _config("v1"), body_v1):
+        assert not await _stored(store, data)
+    for data in (shared, only_v2, _config("v2"), body_v2):
+        assert await _readable(store, "acme/app", data)
+    assert await store.manifests.tags("acme/app") == ["latest"]
+    assert (await store.manifests.get("acme/app", "latest")).data == body_v2
+
+
+async def test_delete_untagged_keeps_what_a_tag_reaches_through_indexes_and_referrers(
+        store: RegistryStore, push) -> None:
+    repo = "acme/multi"
+    children = [await _untagged(store, push, repo, f"arch{i} layer".encode() * 10,
+                                config=_config(f"arch{i}")) for i in range(2)]
+    index = push.index_bytes(children)
+    await store.manifests.put(repo, "latest", mt.OCI_INDEX, index)
+    index_digest = Digest.from_bytes(index)
+
+    def subject(body: bytes) -> dict[str, object]:
+        return {"mediaType": mt.OCI_MANIFEST if b'"layers"' in body else mt.OCI_INDEX,
+                "digest": str(Digest.from_bytes(body)), "size": len(body)}
+
+    # a signature of the index, and a signature of that signature: kept through the index
+    sig, sig_digest = await _untagged(store, push, repo, b"sig", config=_config("sig"),
+                                      subject=subject(index))
+    _, sigsig = await _untagged(store, push, repo, b"sigsig", config=_config("sigsig"),
+                                subject=subject(sig))
+    # an untagged image and its SBOM: both go
+    old, old_digest = await _untagged(store, push, repo, b"old", config=_config("old"))
+    _, sbom = await _untagged(store, push, repo, b"sbom", config=_config("sbom"),
+                              subject=subject(old))
+    # a tagged referrer keeps itself, not its (untagged) subject
+    gone, gone_digest = await _untagged(store, push, repo, b"gone", config=_config("gone"))
+    note_body, _ = await push.image(repo, "note", b"note", config=_config("note"),
+                                    subject=subject(gone))
+
+    report = await store.collect_garbage(delete_untagged=True)
+
+    assert (report.manifests, report.manifests_removed) == (6, 3)
+    for digest in (old_digest, sbom, gone_digest):
+        assert await _manifest_gone(store, repo, digest)
+    for data in (b"old", b"sbom", b"gone", old):
+        assert not await _stored(store, data)
+    for body, digest in children:
+        assert (await store.manifests.get(repo, str(digest))).data == body
+    for digest in (index_digest, sig_digest, sigsig):
+        assert not await _manifest_gone(store, repo, digest)
+    for data in (b"arch0 layer" * 10, b"arch1 layer" * 10, b"sig", b"sigsig", b"note"):
+        assert await _readable(store, repo, data)
+    page = await store.manifests.referrers(repo, index_digest)
+    assert [d.digest for d in page.descriptors] == [sig_digest]
+    assert (await store.manifests.referrers(repo, old_digest)).descriptors == []
+    assert (await store.manifests.get(repo, "note")).data == note_body
+
+
+async def test_delete_untagged_works_per_repository(store: RegistryStore, push) -> None:
+    """A manifest tagged in one repository and untagged in another leaves only the second;
+    its bytes and layers stay for the first."""
+    body, digest = await push.image("acme/a", "1", b"layer", config=_config("ab"))
+    await push.blob("acme/b", b"layer")
+    await push.blob("acme/b", _config("ab"), mt.OCI_CONFIG)
+    await store.manifests.put("acme/b", str(digest), mt.OCI_MANIFEST, body)
+
+    report = await store.collect_garbage(delete_untagged=True)
+
+    assert (report.manifests, report.manifests_removed, report.links_removed,
+            report.blobs_removed) == (1, 1, 3, 0)
+    assert await _manifest_gone(store, "acme/b", digest)
+    assert not await _readable(store, "acme/b", b"layer")
+    assert (await store.manifests.get("acme/a", "1")).data == body
+    assert await _readable(store, "acme/a", b"layer")
+
+
+async def test_a_tag_moved_during_an_untagged_collection_stops_it(
+        store: RegistryStore, push, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mark saw v1 untagged; a client then tags it again (a rollback of :latest)."""
+    body_v1, v1 = await push.image("acme/app", "latest", b"v1", config=_config("v1"))
+    await push.image("acme/app", "latest", b"v2", config=_config("v2"))
+    index = store._index
+    listed = index.all_manifests
+
+    async def list_then_tag() -> list[StoredManifestEntry]:
+        found = await listed()
+        await store.manifests.put("acme/app", "stable", mt.OCI_MANIFEST, body_v1)
+        return found
+
+    monkeypatch.setattr(index, "all_manifests", list_then_tag)
+    with pytest.raises(CollectionConflict, match="tag"):
+        await store.collect_garbage(delete_untagged=True)
+    monkeypatch.undo()
+    assert (await store.manifests.get("acme/app", "stable")).data == body_v1
+    assert await _readable(store, "acme/app", b"v1")
+    assert (await store.collect_garbage(delete_untagged=True)).manifests_removed == 0
 
 
 def test_the_root_lock_is_shared_by_servers_and_exclusive_for_collection(
