@@ -133,14 +133,17 @@ def wait_for_v2(url: str, proc: subprocess.Popen[bytes], *, log: Path | None = N
         time.sleep(0.1)
 
 
-def start_strata_registry(base: Path) -> RunningRegistry:
+def start_strata_registry(base: Path, *, workers: int = 1) -> RunningRegistry:
+    """strata-registry storing under `base`, deletes enabled, JSON access log; `workers` > 1
+    serves the port with that many processes (`--workers N`)."""
     port = free_port()
     log = base / "registry.log"
+    argv = [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
+            str(base / "root"), "--delete-enabled", "--log-format", "json"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
-             str(base / "root"), "--delete-enabled", "--log-format", "json"],
-            stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
     reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
     wait_for_v2(reg.url, proc, log=log)
     return reg
