@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import io
+import ipaddress
 import socket
 import subprocess
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 BUSYBOX = Path("/bin/busybox")
@@ -58,3 +61,66 @@ def write_busybox_rootfs(dest: Path) -> Path:
     return dest
 
 REPO = Path(__file__).resolve().parent.parent  # the repository root
+
+
+@dataclass(frozen=True)
+class LoopbackPki:
+    """PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client
+    certificate, both signed by the CA."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def write_test_pki(base: Path) -> LoopbackPki:
+    """Make a LoopbackPki under `base` (cryptography; valid for a day)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "strata test CA")])
+
+    def issue(key: ec.EllipticCurvePrivateKey, name: str,
+              *extensions: tuple[x509.ExtensionType, bool]) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(ca_name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    def write(path: Path, cert: x509.Certificate,
+              key: ec.EllipticCurvePrivateKey | None = None) -> None:
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            path.with_suffix(".key").write_bytes(key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
+
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    server_key, client_key = ec.generate_private_key(ec.SECP256R1()), \
+        ec.generate_private_key(ec.SECP256R1())
+    server = issue(server_key, "127.0.0.1", (x509.SubjectAlternativeName(
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), False))
+    client = issue(client_key, "strata test client", (x509.ExtendedKeyUsage(
+        [ExtendedKeyUsageOID.CLIENT_AUTH]), False))
+    pki = LoopbackPki(base / "ca.pem", base / "server.pem", base / "server.key",
+                  base / "client.pem", base / "client.key")
+    write(pki.ca, ca)
+    write(pki.cert, server, server_key)
+    write(pki.client_cert, client, client_key)
+    return pki

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from builder.images import ImageStore
     from registry.oci import Descriptor
 from aiohttp import web
-from tooling import free_port
+from tooling import LoopbackPki, free_port
 
 from registry.client import RegistryClient
 from registry.oci import Descriptor, Digest, canonical_bytes, mediatypes
@@ -111,10 +111,14 @@ class RunningRegistry:
 
 
 def wait_for_v2(url: str, proc: subprocess.Popen[bytes], *, log: Path | None = None,
-                ok_status: tuple[int, ...] = (200,), cafile: str | None = None) -> None:
+                ok_status: tuple[int, ...] = (200,), cafile: str | None = None,
+                client_cert: tuple[Path, Path] | None = None) -> None:
     """Poll `url`/v2/ until it answers (200, or an HTTP error in `ok_status`) or fail if `proc`
-    exits (showing `log`) or 30 s pass. `cafile` is the CA that signs an https server."""
+    exits (showing `log`) or 30 s pass. `cafile` is the CA that signs an https server;
+    `client_cert` the (certificate, key) it asks for, if it does."""
     ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
+    if ctx is not None and client_cert is not None:
+        ctx.load_cert_chain(*client_cert)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
@@ -133,19 +137,28 @@ def wait_for_v2(url: str, proc: subprocess.Popen[bytes], *, log: Path | None = N
         time.sleep(0.1)
 
 
-def start_strata_registry(base: Path, *, workers: int = 1) -> RunningRegistry:
+def start_strata_registry(base: Path, *, workers: int = 1, tls: LoopbackPki | None = None,
+                          client_ca: bool = False) -> RunningRegistry:
     """strata-registry storing under `base`, deletes enabled, JSON access log; `workers` > 1
-    serves the port with that many processes (`--workers N`)."""
+    serves the port with that many processes (`--workers N`). `tls` serves https with its
+    server certificate, and `client_ca` asks clients for a certificate its CA signed."""
     port = free_port()
     log = base / "registry.log"
     argv = [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
             str(base / "root"), "--delete-enabled", "--log-format", "json"]
     if workers > 1:
         argv += ["--workers", str(workers)]
+    env = dict(os.environ)
+    if tls is not None:
+        env.update(STRATA_REGISTRY_TLS_CERTIFICATE=str(tls.cert),
+                   STRATA_REGISTRY_TLS_KEY=str(tls.key))
+        if client_ca:
+            env["STRATA_REGISTRY_TLS_CLIENT_CA"] = str(tls.ca)
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT)
-    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc)
-    wait_for_v2(reg.url, proc, log=log)
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    reg = RunningRegistry(f"127.0.0.1:{port}", log, proc, "http" if tls is None else "https")
+    wait_for_v2(reg.url, proc, log=log, cafile=None if tls is None else str(tls.ca),
+                client_cert=(tls.client_cert, tls.client_key) if tls and client_ca else None)
     return reg
 
 

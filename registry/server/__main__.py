@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.server.config import ConfigError, RegistryConfig, load_config
+from registry.server.tls import server_context
 from registry.storage import (
     CollectionConflict,
     CollectionReport,
@@ -111,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "gc":
         return _collect(config, args.dry_run, args.delete_untagged, args.json)
+    try:
+        server_context(config)  # a certificate that cannot be used stops us before forking
+    except ConfigError as exc:
+        print(f"strata-registry: {exc}", file=sys.stderr)
+        return 2
     config.root.mkdir(parents=True, exist_ok=True)
     try:
         lock = RootLock(config.root, exclusive=False)  # forked workers inherit it
@@ -293,12 +299,14 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
+        ssl_context = server_context(config)
         for sock in listening_sockets(config.host, config.port, reuse_port,
                                       config.send_timeout_seconds):
-            await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
+            await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG,
+                               ssl_context=ssl_context).start()
         logging.getLogger("registry.server").info(
-            "strata-registry %s listening on http://%s (pid %d, root %s)",
-            registry_version(), config.addr, os.getpid(), config.root)
+            "strata-registry %s listening on %s://%s (pid %d, root %s)",
+            registry_version(), config.scheme, config.addr, os.getpid(), config.root)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)

@@ -19,6 +19,10 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
     send_timeout_seconds 300               a connection whose client has acknowledged none
                                            of the bytes sent to it for this long is reset
                                            (a client that stopped reading)
+    tls_certificate      (none)            PEM certificate chain: serve https (with tls_key)
+    tls_key              (none)            PEM private key of that certificate
+    tls_client_ca        (none)            PEM CA certificates: require a client certificate
+                                           one of them signed (mutual TLS)
 """
 
 from __future__ import annotations
@@ -55,6 +59,13 @@ class RegistryConfig:
     search_enabled: bool = True
     idle_timeout_seconds: float = 75
     send_timeout_seconds: float = 300
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls_certificate is None else "https"
 
     @property
     def host(self) -> str:
@@ -79,7 +90,8 @@ def split_addr(addr: str) -> tuple[str, int]:
 _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "log_format": str,
           "log_level": str, "access_log": bool, "upload_ttl_seconds": float,
           "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool,
-          "idle_timeout_seconds": float, "send_timeout_seconds": float}
+          "idle_timeout_seconds": float, "send_timeout_seconds": float,
+          "tls_certificate": Path, "tls_key": Path, "tls_client_ca": Path}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -103,6 +115,8 @@ def _coerce(name: str, value: Any) -> Any:
     if kind is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{name}: expected a path, got {value!r}")
+        if name.startswith("tls_") and not str(value):
+            return None  # (an empty environment variable turns an optional file off)
         return Path(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
@@ -126,6 +140,10 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
     if not 0.001 <= config.send_timeout_seconds <= MAX_SEND_TIMEOUT_SECONDS:
         raise ConfigError("send_timeout_seconds must be from 0.001 to "
                           f"{MAX_SEND_TIMEOUT_SECONDS}")
+    if (config.tls_certificate is None) != (config.tls_key is None):
+        raise ConfigError("tls_certificate and tls_key go together: set both or neither")
+    if config.tls_client_ca is not None and config.tls_certificate is None:
+        raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
     return config
 
 
