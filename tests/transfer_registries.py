@@ -1,8 +1,8 @@
 """Registry processes on loopback, shared by every test that needs one.
 
 `start_strata_registry` and `start_docker_registry` (Debian's docker-registry, CNCF distribution
-2.8, optionally with htpasswd Basic auth via bcrypt from the crypt module, or TLS) return a
-RunningRegistry; `wait_for_v2` polls a server's /v2/ until it answers. Per-test fixtures
+2.8), each optionally with htpasswd Basic auth (bcrypt) or TLS, return a RunningRegistry;
+`wait_for_v2` polls a server's /v2/ until it answers. Per-test fixtures
 `strata_registry`, `docker_registry` and `basic_auth_registry` are imported by conftests that
 want them. Ports come from tooling.free_port.
 """
@@ -21,13 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import bcrypt
 import pytest
 
 if TYPE_CHECKING:
@@ -38,10 +38,6 @@ from tooling import LoopbackPki, free_port
 
 from registry.client import RegistryClient
 from registry.oci import Descriptor, Digest, canonical_bytes, mediatypes
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt
 
 _COMBINED = re.compile(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
 STRATA = str(Path(sys.executable).parent / "strata")
@@ -137,11 +133,20 @@ def wait_for_v2(url: str, proc: subprocess.Popen[bytes], *, log: Path | None = N
         time.sleep(0.1)
 
 
+def write_htpasswd(path: Path, user: str, password: str) -> Path:
+    """An htpasswd file with one bcrypt entry (as `htpasswd -B` writes it)."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(5)).decode()
+    path.write_text(f"{user}:{hashed}\n")
+    return path
+
+
 def start_strata_registry(base: Path, *, workers: int = 1, tls: LoopbackPki | None = None,
-                          client_ca: bool = False) -> RunningRegistry:
+                          client_ca: bool = False,
+                          htpasswd: tuple[str, str] | None = None) -> RunningRegistry:
     """strata-registry storing under `base`, deletes enabled, JSON access log; `workers` > 1
     serves the port with that many processes (`--workers N`). `tls` serves https with its
-    server certificate, and `client_ca` asks clients for a certificate its CA signed."""
+    server certificate, and `client_ca` asks clients for a certificate its CA signed.
+    `htpasswd` (user, password) turns on Basic auth."""
     port = free_port()
     log = base / "registry.log"
     argv = [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
@@ -154,10 +159,13 @@ def start_strata_registry(base: Path, *, workers: int = 1, tls: LoopbackPki | No
                    STRATA_REGISTRY_TLS_KEY=str(tls.key))
         if client_ca:
             env["STRATA_REGISTRY_TLS_CLIENT_CA"] = str(tls.ca)
+    if htpasswd is not None:
+        env["STRATA_REGISTRY_AUTH_HTPASSWD"] = str(write_htpasswd(base / "htpasswd", *htpasswd))
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
     reg = RunningRegistry(f"127.0.0.1:{port}", log, proc, "http" if tls is None else "https")
-    wait_for_v2(reg.url, proc, log=log, cafile=None if tls is None else str(tls.ca),
+    wait_for_v2(reg.url, proc, log=log, ok_status=(200, 401),
+                cafile=None if tls is None else str(tls.ca),
                 client_cert=(tls.client_cert, tls.client_key) if tls and client_ca else None)
     return reg
 
@@ -169,8 +177,7 @@ def start_docker_registry(base: Path, htpasswd: tuple[str, str] | None = None, *
     port = free_port()
     auth = ""
     if htpasswd is not None:
-        hashed = crypt.crypt(htpasswd[1], crypt.mksalt(crypt.METHOD_BLOWFISH))
-        (base / "htpasswd").write_text(f"{htpasswd[0]}:{hashed}\n")
+        write_htpasswd(base / "htpasswd", *htpasswd)
         auth = f"auth:\n  htpasswd:\n    realm: strata-test\n    path: {base / 'htpasswd'}\n"
     tls_config = ""
     if tls is not None:
@@ -218,10 +225,15 @@ def docker_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
     reg.stop()
 
 
-@pytest.fixture
-def basic_auth_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
-    """docker-registry requiring Basic auth as alice / s3cret."""
-    reg = start_docker_registry(_sub(tmp_path, "distribution-auth"), ("alice", "s3cret"))
+@pytest.fixture(params=["docker-registry", "strata-registry"])
+def basic_auth_registry(request: pytest.FixtureRequest,
+                        tmp_path: Path) -> Iterator[RunningRegistry]:
+    """docker-registry, then strata-registry, requiring Basic auth as alice / s3cret."""
+    base = _sub(tmp_path, f"{request.param}-auth")
+    if request.param == "docker-registry":
+        reg = start_docker_registry(base, ("alice", "s3cret"))
+    else:
+        reg = start_strata_registry(base, htpasswd=("alice", "s3cret"))
     yield reg
     reg.stop()
 

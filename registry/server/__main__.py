@@ -112,8 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "gc":
         return _collect(config, args.dry_run, args.delete_untagged, args.json)
-    try:
-        server_context(config)  # a certificate that cannot be used stops us before forking
+    try:  # a certificate or password file that cannot be used stops us before forking
+        server_context(config)
+        if config.auth_htpasswd is not None:
+            from registry.server.auth import load_htpasswd  # (aiohttp: not for --version)
+
+            load_htpasswd(config.auth_htpasswd)
     except ConfigError as exc:
         print(f"strata-registry: {exc}", file=sys.stderr)
         return 2

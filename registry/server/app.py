@@ -25,6 +25,13 @@ from registry.oci.api import API_VERSION, API_VERSION_HEADER
 from registry.oci.errors import Unsupported
 from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
+from registry.server.auth import (
+    AUTH,
+    USER,
+    BasicAuth,
+    basic_auth_middleware,
+    load_htpasswd,
+)
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware, error_response, quiet_client_errors
 from registry.server.params import (
@@ -48,7 +55,7 @@ NAME = "{name:.+}"
 
 
 async def api_base(request: web.Request) -> web.Response:
-    """GET /v2/: 200 `{}` — this registry needs no authentication."""
+    """GET /v2/: 200 `{}`: the client may go on (authenticated, where auth_htpasswd asks)."""
     return web.json_response({}, headers={API_VERSION_HEADER: API_VERSION})
 
 
@@ -119,8 +126,10 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     `driver` replaces the filesystem driver on `config.root` (tests run the API over the
     memory driver too, which has no local files and so exercises the streaming blob path).
     """
-    app = web.Application(middlewares=[return_taken_connection, error_middleware],
-                          client_max_size=1024 ** 2)
+    middlewares = [return_taken_connection, error_middleware]
+    if config.auth_htpasswd is not None:
+        middlewares.append(basic_auth_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
     app[HAND_BACK] = ConnectionHandBack()  # see hand_back_to
     app.on_response_prepare.append(close_taken_connection)
@@ -155,17 +164,25 @@ async def _lifecycle(app: web.Application,
         index = await SearchIndex.open(store.db_path, store)
         store.add_listener(_search_listener(index))
     app[keys.SEARCH] = index
-    purge = None
+    loop = asyncio.get_running_loop()
+    tasks = []
     if config.purge_interval_seconds > 0:
-        purge = asyncio.get_running_loop().create_task(
-            _purge_loop(store, config.purge_interval_seconds))
+        tasks.append(loop.create_task(_purge_loop(store, config.purge_interval_seconds)))
+    auth = None
+    if config.auth_htpasswd is not None:
+        auth = app[AUTH] = BasicAuth(
+            await loop.run_in_executor(None, load_htpasswd, config.auth_htpasswd),
+            config.auth_realm)
+        tasks.append(loop.create_task(auth.watch()))
     try:
         yield
     finally:
-        if purge is not None:
-            purge.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await purge
+                await task
+        if auth is not None:
+            auth.close()
         if index is not None:
             await index.close()
         await store.close()
@@ -245,11 +262,14 @@ class AccessLogger(AbstractAccessLogger):
             sent = response.body_length
         now = time.time()
         if self.json_format:
-            line = json.dumps({
+            record = {
                 "ts": round(now, 3), "client": client, "method": request.method,
                 "path": request.path_qs, "status": response.status,
                 "bytes": sent, "duration_ms": round(time_ * 1000, 3),
-            })
+            }
+            if (user := request.get(USER)) is not None:
+                record["user"] = user
+            line = json.dumps(record)
         else:
             line = (f"{client} {request.method} {request.path_qs} {response.status} "
                     f"{sent} {time_ * 1000:.1f}ms")

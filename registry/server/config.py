@@ -23,6 +23,9 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
     tls_key              (none)            PEM private key of that certificate
     tls_client_ca        (none)            PEM CA certificates: require a client certificate
                                            one of them signed (mutual TLS)
+    auth_htpasswd        (none)            htpasswd file (bcrypt): every request must carry
+                                           the password of a user in it (Basic auth)
+    auth_realm           "strata-registry" the realm of the Basic challenge
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class RegistryConfig:
     tls_certificate: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    auth_htpasswd: Path | None = None
+    auth_realm: str = "strata-registry"
 
     @property
     def scheme(self) -> str:
@@ -91,7 +96,13 @@ _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "lo
           "log_level": str, "access_log": bool, "upload_ttl_seconds": float,
           "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool,
           "idle_timeout_seconds": float, "send_timeout_seconds": float,
-          "tls_certificate": Path, "tls_key": Path, "tls_client_ca": Path}
+          "tls_certificate": Path, "tls_key": Path, "tls_client_ca": Path,
+          "auth_htpasswd": Path, "auth_realm": str}
+
+
+_OPTIONAL_FILES = ("tls_certificate", "tls_key", "tls_client_ca", "auth_htpasswd")
+"""Path options that default to none: an empty value (say, an empty environment variable)
+turns one off."""
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -115,8 +126,8 @@ def _coerce(name: str, value: Any) -> Any:
     if kind is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{name}: expected a path, got {value!r}")
-        if name.startswith("tls_") and not str(value):
-            return None  # (an empty environment variable turns an optional file off)
+        if name in _OPTIONAL_FILES and not str(value):
+            return None
         return Path(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
@@ -144,6 +155,9 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("tls_certificate and tls_key go together: set both or neither")
     if config.tls_client_ca is not None and config.tls_certificate is None:
         raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
+    if not config.auth_realm or any(c in config.auth_realm for c in '"\\\r\n'):
+        raise ConfigError("auth_realm must be non-empty, without quotes, backslashes or "
+                          "line breaks")
     return config
 
 

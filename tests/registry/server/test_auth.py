@@ -1,0 +1,160 @@
+"""Basic authentication from an htpasswd file (auth_htpasswd): the challenge, the error
+envelope, every endpoint guarded, the file read again when it changes, bad files refused
+with their file:line."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+from tooling import free_port
+from transfer_registries import wait_for_v2
+
+from registry.server import auth
+from registry.server.auth import load_htpasswd
+from registry.server.config import ConfigError, load_config
+
+
+def _hash(password: str, prefix: bytes = b"$2y$") -> str:
+    """An htpasswd -B entry's hash (cost 4: tests need not be slow)."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4))
+    return (prefix + hashed[4:]).decode()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def htpasswd(tmp_path: Path) -> Path:
+    path = tmp_path / "htpasswd"
+    path.write_text(f"# CI pushers\nalice:{_hash('s3cret')}\n\nbob:{_hash('hunter2', b'$2b$')}\n")
+    return path
+
+
+async def test_every_request_needs_a_users_password(make_reg, htpasswd: Path) -> None:
+    reg = await make_reg(auth_htpasswd=htpasswd, auth_realm="ci registry")
+    requests: list[tuple[str, str]] = [
+        ("GET", "/v2/"), ("GET", "/v2/_catalog"), ("GET", "/v2/a/tags/list"),
+        ("HEAD", "/v2/a/manifests/latest"), ("POST", "/v2/a/blobs/uploads/"),
+        ("GET", "/v1/_ping"), ("GET", "/v1/search?q=a"), ("GET", "/strata/v1/search?q=a"),
+        ("GET", "/v2/no/such/endpoint")]
+    for headers in ({}, _basic("alice", "wrong"), _basic("mallory", "s3cret"),
+                    {"Authorization": "Bearer abc"}, {"Authorization": "Basic !!"}):
+        for method, path in requests:
+            resp = await reg.request(method, path, headers=headers)
+            assert resp.status == 401, (method, path, headers)
+            assert resp.headers["WWW-Authenticate"] == \
+                'Basic realm="ci registry", charset="UTF-8"'
+            assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+            if method != "HEAD":
+                assert (await resp.json())["errors"][0]["code"] == "UNAUTHORIZED"
+
+    for user, password in (("alice", "s3cret"), ("bob", "hunter2")):
+        resp = await reg.get("/v2/", headers=_basic(user, password))
+        assert resp.status == 200
+    data = os.urandom(1000)
+    digest = reg.sha(data)
+    resp = await reg.post("/v2/team/app/blobs/uploads/", params={"digest": digest}, data=data,
+                          headers=_basic("alice", "s3cret"))
+    assert resp.status == 201
+    resp = await reg.get(f"/v2/team/app/blobs/{digest}", headers=_basic("bob", "hunter2"))
+    assert resp.status == 200 and await resp.read() == data
+    resp = await reg.post("/v2/team/app/blobs/uploads/", params={"digest": digest}, data=data)
+    assert resp.status == 401
+
+
+async def test_a_password_is_checked_with_bcrypt_once(make_reg, htpasswd: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = await make_reg(auth_htpasswd=htpasswd)
+    checks: list[bytes] = []
+    real = auth._password_matches
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        checks.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(auth, "_password_matches", counting)
+    for _ in range(5):
+        assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 200
+        assert (await reg.get("/v2/", headers=_basic("alice", "nope"))).status == 401
+    assert checks.count(b"s3cret") == 1 and checks.count(b"nope") == 5
+
+
+async def test_the_file_is_read_again_when_it_changes(make_reg, htpasswd: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "RELOAD_SECONDS", 0.05)
+    reg = await make_reg(auth_htpasswd=htpasswd)
+    assert (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 401
+    htpasswd.write_text(f"carol:{_hash('pw')}\n")
+    os.utime(htpasswd, ns=(1, 1))  # (a new modification time whatever the clock's grain)
+    for _ in range(100):
+        if (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 200:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the new user was never accepted")
+    assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 401
+    htpasswd.write_text("carol:{SHA}not-bcrypt\n")  # broken: the users read before stay
+    os.utime(htpasswd, ns=(2, 2))
+    await asyncio.sleep(0.3)
+    assert (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 200
+
+
+def test_the_user_goes_to_the_json_access_log(tmp_path: Path, htpasswd: Path) -> None:
+    port = free_port()
+    log = tmp_path / "log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "registry.server", "serve", "--addr", f"127.0.0.1:{port}",
+             "--root", str(tmp_path / "root"), "--log-format", "json"],
+            stdout=fh, stderr=subprocess.STDOUT,
+            env={**os.environ, "STRATA_REGISTRY_AUTH_HTPASSWD": str(htpasswd)})
+    try:
+        wait_for_v2(f"http://127.0.0.1:{port}", proc, log=log, ok_status=(401,))
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/",
+                                         headers=_basic("bob", "hunter2"))
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    records: list[dict[str, Any]] = [json.loads(line) for line in log.read_text().splitlines()
+                                     if line.startswith('{"ts"') and '"method"' in line]
+    assert [(r["status"], r.get("user")) for r in records][-2:] == [(401, None), (200, "bob")]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("alice:$apr1$abc$def\n", r"htpasswd:1: the password of 'alice' is not a bcrypt hash"),
+    ("# only a comment\n\n", r"htpasswd: no users"),
+    (f"ok:{_hash('x')}\njustaname\n", r"htpasswd:2: expected USER:BCRYPT-HASH"),
+])
+def test_a_file_that_is_not_bcrypt_htpasswd_is_refused_with_its_line(
+        tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_htpasswd(path)
+    out = subprocess.run([sys.executable, "-m", "registry.server", "serve", "--root",
+                          str(tmp_path / "root"), "--addr", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "STRATA_REGISTRY_AUTH_HTPASSWD": str(path)})
+    assert out.returncode == 2 and "auth_htpasswd" in out.stderr, out.stderr
+    assert not (tmp_path / "root").exists()
+
+
+def test_missing_file_and_bad_realm_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read it: No such file"):
+        load_htpasswd(tmp_path / "none")
+    with pytest.raises(ConfigError, match="auth_realm"):
+        load_config(env={"STRATA_REGISTRY_AUTH_REALM": 'a"b'})
