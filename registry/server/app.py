@@ -32,6 +32,7 @@ from registry.server.auth import (
     basic_auth_middleware,
     load_htpasswd,
 )
+from registry.server.auth import refusal as auth_refusal
 from registry.server.config import RegistryConfig
 from registry.server.errors import error_middleware, error_response, quiet_client_errors
 from registry.server.params import (
@@ -59,16 +60,19 @@ async def api_base(request: web.Request) -> web.Response:
     return web.json_response({}, headers={API_VERSION_HEADER: API_VERSION})
 
 
-async def expect_continue(request: web.Request) -> None:
+async def expect_continue(request: web.Request) -> web.Response | None:
     """`Expect: 100-continue` on HTTP/1.1 gets its interim answer (RFC 9110 §10.1.1), as
     aiohttp's own handler gives it; any other expectation is 417. aiohttp's handler put the
-    raw header in that 417's body, and one that was no UTF-8 made it a 500."""
+    raw header in that 417's body, and one that was no UTF-8 made it a 500. A request that
+    auth_htpasswd refuses gets its 401 instead of the 100: its body is not wanted."""
     if request.version != HttpVersion11:
-        return
+        return None
+    if AUTH in request.app and (refused := await auth_refusal(request)) is not None:
+        return refused
     if request.headers.get("Expect", "").strip().lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # (the interim answer is not the response)
-        return
+        return None
     raise web.HTTPExpectationFailed(text="only Expect: 100-continue is supported",
                                     headers={API_VERSION_HEADER: API_VERSION})
 

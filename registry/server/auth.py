@@ -160,13 +160,20 @@ USER = web.RequestKey("user", str)
 """The authenticated user of a request (access log)."""
 
 
-@web.middleware
-async def basic_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 UNAUTHORIZED with the Basic challenge unless the request names a user with the
-    right password; the user goes to the access log."""
+async def refusal(request: web.Request) -> web.Response | None:
+    """None when the request names a user with the right password (kept in request[USER]);
+    otherwise the 401 UNAUTHORIZED with the Basic challenge to answer it with."""
+    if USER in request:
+        return None
     auth = request.app[AUTH]
     user = await auth.user(request.headers.get("Authorization"))
     if user is None:
         return error_response(Unauthorized(), headers={"WWW-Authenticate": auth.challenge})
     request[USER] = user
-    return await handler(request)
+    return None
+
+
+@web.middleware
+async def basic_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only requests with a user's password reach `handler` (see `refusal`)."""
+    return await refusal(request) or await handler(request)

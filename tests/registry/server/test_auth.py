@@ -74,6 +74,26 @@ async def test_every_request_needs_a_users_password(make_reg, htpasswd: Path) ->
     assert resp.status == 401
 
 
+async def test_a_refused_request_gets_its_401_instead_of_100_continue(
+        make_reg, htpasswd: Path) -> None:
+    """Its body is not wanted: the client learns so before sending it."""
+    reg = await make_reg(auth_htpasswd=htpasswd)
+
+    async def first_line(headers: dict[str, str]) -> bytes:
+        reader, writer = await asyncio.open_connection(reg.server.host, reg.server.port)
+        try:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"PATCH /v2/a/blobs/uploads/0123 HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: 10\r\nExpect: 100-continue\r\n{head}\r\n"
+                         .encode())
+            return await asyncio.wait_for(reader.readline(), 10)
+        finally:
+            writer.close()
+
+    assert await first_line({}) == b"HTTP/1.1 401 Unauthorized\r\n"
+    assert await first_line(_basic("alice", "s3cret")) == b"HTTP/1.1 100 Continue\r\n"
+
+
 async def test_a_password_is_checked_with_bcrypt_once(make_reg, htpasswd: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     reg = await make_reg(auth_htpasswd=htpasswd)
