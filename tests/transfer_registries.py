@@ -164,7 +164,7 @@ def start_strata_registry(base: Path, *, workers: int = 1, tls: LoopbackPki | No
     with open(log, "wb") as fh:
         proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
     reg = RunningRegistry(f"127.0.0.1:{port}", log, proc, "http" if tls is None else "https")
-    wait_for_v2(reg.url, proc, log=log, ok_status=(200, 401),
+    wait_for_v2(reg.url, proc, log=log, ok_status=(200,) if htpasswd is None else (401,),
                 cafile=None if tls is None else str(tls.ca),
                 client_cert=(tls.client_cert, tls.client_key) if tls and client_ca else None)
     return reg

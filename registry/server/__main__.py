@@ -210,6 +210,8 @@ def _collect(config: RegistryConfig, dry_run: bool, delete_untagged: bool,
         print(json.dumps(report.as_dict()))
         return 0
     verb = "would remove" if dry_run else "removed"
+    for manifest in report.untagged:
+        print(f"{verb} untagged {manifest}")
     untagged = (f"{report.manifests_removed} untagged manifests, "
                 if delete_untagged else "")
     print(f"kept {report.manifests} manifests in {report.repositories} repositories; "

@@ -68,6 +68,13 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     if request.version != HttpVersion11:
         return None
     if AUTH in request.app and (refused := await auth_refusal(request)) is not None:
+        # The body will not come: answer, then close rather than wait for it (aiohttp
+        # would linger up to 10 s, taking the next request's bytes for the body), as Go's
+        # net/http does.
+        refused.force_close()
+        await refused.prepare(request)
+        await refused.write_eof()
+        request.protocol.force_close()
         return refused
     if request.headers.get("Expect", "").strip().lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -174,9 +181,7 @@ async def _lifecycle(app: web.Application,
         tasks.append(loop.create_task(_purge_loop(store, config.purge_interval_seconds)))
     auth = None
     if config.auth_htpasswd is not None:
-        auth = app[AUTH] = BasicAuth(
-            await loop.run_in_executor(None, load_htpasswd, config.auth_htpasswd),
-            config.auth_realm)
+        auth = app[AUTH] = await loop.run_in_executor(None, _basic_auth, config)
         tasks.append(loop.create_task(auth.watch()))
     try:
         yield
@@ -190,6 +195,15 @@ async def _lifecycle(app: web.Application,
         if index is not None:
             await index.close()
         await store.close()
+
+
+def _basic_auth(config: RegistryConfig) -> BasicAuth:
+    assert config.auth_htpasswd is not None
+    auth = BasicAuth(load_htpasswd(config.auth_htpasswd), config.auth_realm)
+    log.info("Basic auth: %d users from %s%s", len(auth.htpasswd.users), config.auth_htpasswd,
+             "" if config.tls_certificate else " (over plain http: passwords are readable "
+             "on the way; set tls_certificate)")
+    return auth
 
 
 def _search_listener(index: SearchIndex) -> ManifestListener:

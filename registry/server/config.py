@@ -155,9 +155,10 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("tls_certificate and tls_key go together: set both or neither")
     if config.tls_client_ca is not None and config.tls_certificate is None:
         raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
-    if not config.auth_realm or any(c in config.auth_realm for c in '"\\\r\n'):
-        raise ConfigError("auth_realm must be non-empty, without quotes, backslashes or "
-                          "line breaks")
+    if not config.auth_realm or any(c in '"\\' or not c.isprintable()
+                                    for c in config.auth_realm):
+        raise ConfigError("auth_realm must be non-empty, printable, without quotes or "
+                          "backslashes")
     return config
 
 

@@ -20,7 +20,7 @@ def server_context(config: RegistryConfig) -> ssl.SSLContext | None:
     _readable("tls_key", key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load(lambda: context.load_cert_chain(certificate, key),
+    _load(lambda: context.load_cert_chain(certificate, key, password=_no_passphrase),
           f"tls_certificate {certificate} with tls_key {key}",
           "a PEM certificate chain and its private key")
     if client_ca is not None:
@@ -41,8 +41,22 @@ def _readable(option: str, path: Path) -> None:
         raise ConfigError(f"{option} {path}: cannot read it: {exc.strerror}") from None
 
 
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> bytes:
+    """OpenSSL asks for a passphrase on the terminal (in every worker) otherwise."""
+    raise _EncryptedKey
+
+
 def _load(load: Callable[[], None], what: str, expected: str) -> None:
     try:
         load()
+    except _EncryptedKey:
+        raise ConfigError(f"{what}: the key is encrypted; give tls_key without a passphrase "
+                          "(openssl pkey -in KEY -out PLAIN-KEY)") from None
     except ssl.SSLError as exc:
         raise ConfigError(f"{what}: expected {expected} ({exc.reason or exc})") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what}: expected {expected} ({exc})") from None

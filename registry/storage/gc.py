@@ -49,13 +49,14 @@ class CollectionReport:
     repositories: int  # repositories with manifests kept
     manifests: int  # manifests kept, with everything they need
     manifests_removed: int  # untagged manifests no kept one needs (with delete_untagged)
+    untagged: tuple[str, ...]  # those manifests, as REPOSITORY@DIGEST
     links_removed: int  # repository links to blobs no manifest there needs
     blobs_removed: int  # blobs no repository links any more
     orphans_removed: int  # blob files the index had no record of
     bytes_freed: int
     dry_run: bool  # nothing was removed: the counts say what would be
 
-    def as_dict(self) -> dict[str, int | bool]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -142,7 +143,7 @@ async def collect_garbage(driver: StorageDriver, index: MetadataIndex,
         keep.update((entry.repo, blob) for blob in (await refs(entry)).blobs)
     kept_ids = {(e.repo, e.digest) for e in kept}
     drop = [(e.repo, e.digest) for e in manifests if (e.repo, e.digest) not in kept_ids]
-    sweep = await index.sweep(keep, marked_at, dry_run, drop)
+    sweep = await index.sweep(keep, drop, marked_at, dry_run)
     swept = {digest for digest, _size in sweep.blobs}
     orphans = [(d, size) for d, size in await _unrecorded(driver, index)
                if str(d) not in swept]
@@ -154,7 +155,8 @@ async def collect_garbage(driver: StorageDriver, index: MetadataIndex,
     return CollectionReport(
         repositories=len({e.repo for e in kept}),
         manifests=len(kept),
-        manifests_removed=sweep.manifests,
+        manifests_removed=len(sweep.manifests),
+        untagged=tuple(f"{repo}@{digest}" for repo, digest in sweep.manifests),
         links_removed=sweep.links,
         blobs_removed=len(sweep.blobs),
         orphans_removed=len(orphans),

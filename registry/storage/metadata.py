@@ -121,13 +121,14 @@ class StoredManifestEntry:
 class Sweep:
     """What a garbage-collection sweep removed (or, rolled back, would remove)."""
 
-    manifests: int  # untagged manifests nothing kept needs (only when asked to drop them)
+    manifests: tuple[tuple[str, str], ...]  # (repository, digest) of the manifests dropped
     links: int  # repository links to blobs no manifest of that repository needs
     blobs: tuple[tuple[str, int], ...]  # (digest, size) of blobs no repository links now
 
 
 class CollectionConflict(RuntimeError):
-    """A manifest was written while garbage was being collected: nothing was removed."""
+    """A manifest (or, when untagged ones go, a tag) was written while garbage was being
+    collected: nothing was removed."""
 
 
 _MANIFEST_COLUMNS = "m.digest, m.media_type, m.size, m.subject, m.artifact_type, m.annotations"
@@ -370,10 +371,11 @@ class MetadataIndex:
                     " JOIN gc_drop d ON d.repo = r.name AND d.digest = t.digest LIMIT 1",
                     (marked_at,)).fetchone() is not None:
                 raise CollectionConflict("a tag was pushed while garbage was collected")
-            manifests = cur.execute(
+            manifests = tuple(sorted((str(r[0]), str(r[1])) for r in cur.execute(
                 "DELETE FROM manifests AS m WHERE EXISTS (SELECT 1 FROM gc_drop d"
                 " JOIN repositories r ON r.name = d.repo"
-                " WHERE r.id = m.repo_id AND d.digest = m.digest)").rowcount
+                " WHERE r.id = m.repo_id AND d.digest = m.digest)"
+                " RETURNING (SELECT name FROM repositories WHERE id = repo_id), digest")))
             # A link stays when a manifest of its repository needs it, or is it.
             cur.execute(
                 "DELETE FROM blob_links AS l WHERE NOT EXISTS (SELECT 1 FROM gc_keep k"
@@ -392,8 +394,8 @@ class MetadataIndex:
             cur.execute("DELETE FROM gc_drop")
             return Sweep(manifests, links, tuple(sorted(blobs)))
 
-    async def sweep(self, keep: Iterable[tuple[str, str]], marked_at: float,
-                    dry_run: bool = False, drop: Iterable[tuple[str, str]] = ()) -> Sweep:
+    async def sweep(self, keep: Iterable[tuple[str, str]], drop: Iterable[tuple[str, str]],
+                    marked_at: float, dry_run: bool = False) -> Sweep:
         """In one transaction: remove the manifests in `drop` ((repository, digest) pairs the
         mark found untagged and unneeded), then every blob link no manifest of its
         repository needs (`keep`: (repository, digest) pairs the mark found needed), then

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -79,19 +80,25 @@ async def test_a_refused_request_gets_its_401_instead_of_100_continue(
     """Its body is not wanted: the client learns so before sending it."""
     reg = await make_reg(auth_htpasswd=htpasswd)
 
-    async def first_line(headers: dict[str, str]) -> bytes:
+    async def answer(headers: dict[str, str]) -> tuple[bytes, bytes]:
+        """The first line of the answer, and all the connection sends until it closes."""
         reader, writer = await asyncio.open_connection(reg.server.host, reg.server.port)
         try:
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             writer.write(f"PATCH /v2/a/blobs/uploads/0123 HTTP/1.1\r\nHost: x\r\n"
                          f"Content-Length: 10\r\nExpect: 100-continue\r\n{head}\r\n"
                          .encode())
-            return await asyncio.wait_for(reader.readline(), 10)
+            first = await asyncio.wait_for(reader.readline(), 10)
+            if first.startswith(b"HTTP/1.1 100"):
+                return first, b""
+            return first, await asyncio.wait_for(reader.read(), 2)  # (then it closes)
         finally:
             writer.close()
 
-    assert await first_line({}) == b"HTTP/1.1 401 Unauthorized\r\n"
-    assert await first_line(_basic("alice", "s3cret")) == b"HTTP/1.1 100 Continue\r\n"
+    first, rest = await answer({})
+    assert first == b"HTTP/1.1 401 Unauthorized\r\n"
+    assert b"Connection: close" in rest and b'"UNAUTHORIZED"' in rest
+    assert (await answer(_basic("alice", "s3cret")))[0] == b"HTTP/1.1 100 Continue\r\n"
 
 
 async def test_a_password_is_checked_with_bcrypt_once(make_reg, htpasswd: Path,
@@ -109,10 +116,36 @@ async def test_a_password_is_checked_with_bcrypt_once(make_reg, htpasswd: Path,
         assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 200
         assert (await reg.get("/v2/", headers=_basic("alice", "nope"))).status == 401
     assert checks.count(b"s3cret") == 1 and checks.count(b"nope") == 5
+    # an unknown user costs a check too: a 401's timing does not tell who exists
+    assert (await reg.get("/v2/", headers=_basic("mallory", "guess"))).status == 401
+    assert checks[-1] == b"guess"
+
+
+async def test_passwords_count_to_bcrypts_72_bytes_as_htpasswd_and_go(
+        make_reg, tmp_path: Path) -> None:
+    long = "p" * 72
+    path = tmp_path / "htpasswd"
+    path.write_text(f"token:{_hash(long)}\n")
+    reg = await make_reg(auth_htpasswd=path)
+    assert (await reg.get("/v2/", headers=_basic("token", long + "-anything"))).status == 200
+    assert (await reg.get("/v2/", headers=_basic("token", long[:71]))).status == 401
+
+
+async def test_too_many_password_checks_waiting_get_429(make_reg, htpasswd: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = await make_reg(auth_htpasswd=htpasswd)
+    assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 200
+    monkeypatch.setattr(auth, "MAX_PENDING_CHECKS", 0)
+    resp = await reg.get("/v2/", headers=_basic("bob", "hunter2"))
+    assert resp.status == 429 and resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["errors"][0]["code"] == "TOOMANYREQUESTS"
+    # a password already checked needs no bcrypt thread
+    assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 200
 
 
 async def test_the_file_is_read_again_when_it_changes(make_reg, htpasswd: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(auth, "RELOAD_SECONDS", 0.05)
     reg = await make_reg(auth_htpasswd=htpasswd)
     assert (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 401
@@ -127,8 +160,11 @@ async def test_the_file_is_read_again_when_it_changes(make_reg, htpasswd: Path,
     assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 401
     htpasswd.write_text("carol:{SHA}not-bcrypt\n")  # broken: the users read before stay
     os.utime(htpasswd, ns=(2, 2))
-    await asyncio.sleep(0.3)
+    with caplog.at_level(logging.ERROR, "registry.server"):
+        await asyncio.sleep(0.5)  # (ten looks at the file)
     assert (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 200
+    errors = [r.getMessage() for r in caplog.records if r.name == "registry.server"]
+    assert len(errors) == 1 and "htpasswd:1" in errors[0] and "NOT applied" in errors[0]
 
 
 def test_the_user_goes_to_the_json_access_log(tmp_path: Path, htpasswd: Path) -> None:
@@ -158,6 +194,7 @@ def test_the_user_goes_to_the_json_access_log(tmp_path: Path, htpasswd: Path) ->
     ("alice:$apr1$abc$def\n", r"htpasswd:1: the password of 'alice' is not a bcrypt hash"),
     ("# only a comment\n\n", r"htpasswd: no users"),
     (f"ok:{_hash('x')}\njustaname\n", r"htpasswd:2: expected USER:BCRYPT-HASH"),
+    (f"cut:{_hash('x')[:40]}\n", r"htpasswd:1: the password of 'cut' is not a bcrypt hash"),
 ])
 def test_a_file_that_is_not_bcrypt_htpasswd_is_refused_with_its_line(
         tmp_path: Path, text: str, message: str) -> None:
@@ -176,5 +213,6 @@ def test_a_file_that_is_not_bcrypt_htpasswd_is_refused_with_its_line(
 def test_missing_file_and_bad_realm_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it: No such file"):
         load_htpasswd(tmp_path / "none")
-    with pytest.raises(ConfigError, match="auth_realm"):
-        load_config(env={"STRATA_REGISTRY_AUTH_REALM": 'a"b'})
+    for realm in ('a"b', "tab\there", ""):
+        with pytest.raises(ConfigError, match="auth_realm"):
+            load_config(env={"STRATA_REGISTRY_AUTH_REALM": realm})

@@ -422,7 +422,8 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     dry = _gc(root, "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout) == {
-        "repositories": 1, "manifests": 2, "manifests_removed": 0, "links_removed": 1,
+        "repositories": 1, "manifests": 2, "manifests_removed": 0, "untagged": [],
+        "links_removed": 1,
         "blobs_removed": 2, "orphans_removed": 0, "bytes_freed": 4000 + len(manifest("gone")),
         "dry_run": True}
     gone_file = root / "blobs" / "sha256" / digests["gone"][7:9] / digests["gone"][7:] / "data"
@@ -434,6 +435,8 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     untagged = _gc(root, "--delete-untagged")
     assert untagged.returncode == 0, untagged.stderr
     assert "removed 1 untagged manifests, 2 repository links, 2 blobs" in untagged.stdout
+    old = "sha256:" + hashlib.sha256(manifest("old")).hexdigest()
+    assert untagged.stdout.startswith(f"removed untagged acme/app@{old}\n")
 
     with RootLock(root, exclusive=True):  # a collection in progress
         refused = subprocess.run(
@@ -444,7 +447,6 @@ def test_gc_runs_with_the_server_stopped_and_frees_a_deleted_images_layers(
     try:
         assert _request(f"{url}/blobs/{digests['gone']}", "GET") == 404
         assert _request(f"{url}/blobs/{digests['old']}", "GET") == 404
-        old = "sha256:" + hashlib.sha256(manifest("old")).hexdigest()
         assert _request(f"{url}/manifests/{old}", "GET",
                         headers={"Accept": mt.OCI_MANIFEST}) == 404
         assert _request(f"{url}/blobs/{digests['kept']}", "GET") == 200

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from tooling import LoopbackPki, write_test_pki
 from transfer_registries import RunningRegistry, start_strata_registry
 
@@ -138,6 +139,8 @@ def test_tls_options_go_together() -> None:
     ("other key", r"tls_certificate .*server\.pem with tls_key .*client\.key: expected a PEM "
                   r"certificate chain and its private key"),
     ("not a CA", r"tls_client_ca .*server\.key: expected PEM CA certificates"),
+    ("encrypted key", r"tls_certificate .*server\.pem with tls_key .*encrypted\.key: the key "
+                      r"is encrypted; give tls_key without a passphrase"),
 ])
 def test_a_certificate_that_cannot_be_used_stops_serve_with_its_name(
         tmp_path: Path, pki: LoopbackPki, broken: str, message: str) -> None:
@@ -146,6 +149,12 @@ def test_a_certificate_that_cannot_be_used_stops_serve_with_its_name(
         cert = tmp_path / "missing.pem"
     elif broken == "other key":
         key = pki.client_key
+    elif broken == "encrypted key":
+        key = tmp_path / "encrypted.key"
+        plain = serialization.load_pem_private_key(pki.key.read_bytes(), None)
+        key.write_bytes(plain.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase")))
     else:
         client_ca = pki.key
     env = {**os.environ, "STRATA_REGISTRY_TLS_CERTIFICATE": str(cert),
@@ -154,7 +163,8 @@ def test_a_certificate_that_cannot_be_used_stops_serve_with_its_name(
         env["STRATA_REGISTRY_TLS_CLIENT_CA"] = str(client_ca)
     out = subprocess.run([sys.executable, "-m", "registry.server", "serve", "--addr",
                           "127.0.0.1:0", "--root", str(tmp_path / "root")],
-                         capture_output=True, text=True, timeout=60, env=env)
+                         capture_output=True, text=True, timeout=60, env=env,
+                         stdin=subprocess.DEVNULL)
     assert out.returncode == 2
     assert out.stderr.startswith("strata-registry: ")
     assert re.search(message, out.stderr), out.stderr

@@ -238,6 +238,7 @@ async def test_delete_untagged_removes_the_image_a_moved_tag_left(
 
     assert (plain.manifests, plain.manifests_removed, plain.blobs_removed) == (2, 0, 0)
     assert (dry.manifests, dry.manifests_removed, dry.blobs_removed) == (1, 1, 3)
+    assert dry.untagged == (f"acme/app@{v1}",)
     assert (await store.manifests.get("acme/app", str(v1))).data == body_v1
     real = await store.collect_garbage(delete_untagged=True)
     assert (real.manifests, real.manifests_removed, real.links_removed, real.blobs_removed,
@@ -270,6 +271,9 @@ async def test_delete_untagged_keeps_what_a_tag_reaches_through_indexes_and_refe
                                       subject=subject(index))
     _, sigsig = await _untagged(store, push, repo, b"sigsig", config=_config("sigsig"),
                                 subject=subject(sig))
+    # a signature of one platform's image, which only the index keeps
+    _, child_sig = await _untagged(store, push, repo, b"child sig", config=_config("csig"),
+                                   subject=subject(children[0][0]))
     # an untagged image and its SBOM: both go
     old, old_digest = await _untagged(store, push, repo, b"old", config=_config("old"))
     _, sbom = await _untagged(store, push, repo, b"sbom", config=_config("sbom"),
@@ -281,16 +285,17 @@ async def test_delete_untagged_keeps_what_a_tag_reaches_through_indexes_and_refe
 
     report = await store.collect_garbage(delete_untagged=True)
 
-    assert (report.manifests, report.manifests_removed) == (6, 3)
+    assert (report.manifests, report.manifests_removed) == (7, 3)
     for digest in (old_digest, sbom, gone_digest):
         assert await _manifest_gone(store, repo, digest)
     for data in (b"old", b"sbom", b"gone", old):
         assert not await _stored(store, data)
     for body, digest in children:
         assert (await store.manifests.get(repo, str(digest))).data == body
-    for digest in (index_digest, sig_digest, sigsig):
+    for digest in (index_digest, sig_digest, sigsig, child_sig):
         assert not await _manifest_gone(store, repo, digest)
-    for data in (b"arch0 layer" * 10, b"arch1 layer" * 10, b"sig", b"sigsig", b"note"):
+    for data in (b"arch0 layer" * 10, b"arch1 layer" * 10, b"sig", b"sigsig", b"child sig",
+                 b"note"):
         assert await _readable(store, repo, data)
     page = await store.manifests.referrers(repo, index_digest)
     assert [d.digest for d in page.descriptors] == [sig_digest]
