@@ -115,9 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # a certificate or password file that cannot be used stops us before forking
         server_context(config)
         if config.auth_htpasswd is not None:
-            from registry.server.auth import load_htpasswd  # (aiohttp: not for --version)
+            from registry.auth import HtpasswdInvalid, load_htpasswd  # (bcrypt: not --version)
 
-            load_htpasswd(config.auth_htpasswd)
+            try:
+                load_htpasswd(config.auth_htpasswd)
+            except HtpasswdInvalid as exc:
+                raise ConfigError(str(exc)) from None
     except ConfigError as exc:
         print(f"strata-registry: {exc}", file=sys.stderr)
         return 2

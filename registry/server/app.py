@@ -21,20 +21,19 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from registry.auth import BasicAuth, HtpasswdInvalid, claimed_user, load_htpasswd
 from registry.oci.api import API_VERSION, API_VERSION_HEADER
-from registry.oci.errors import Unsupported
+from registry.oci.errors import TooManyRequests, Unauthorized, Unsupported
 from registry.search import SearchIndex
 from registry.server import blobs, catalog, keys, manifests, referrers, search, tags, uploads
-from registry.server.auth import (
-    AUTH,
-    USER,
-    BasicAuth,
-    basic_auth_middleware,
-    load_htpasswd,
+from registry.server.config import ConfigError, RegistryConfig
+from registry.server.errors import (
+    Handler,
+    error_middleware,
+    error_response,
+    quiet_client_errors,
 )
-from registry.server.auth import refusal as auth_refusal
-from registry.server.config import RegistryConfig
-from registry.server.errors import error_middleware, error_response, quiet_client_errors
+from registry.server.keys import AUTH, USER
 from registry.server.params import (
     HAND_BACK,
     ConnectionHandBack,
@@ -82,6 +81,33 @@ async def expect_continue(request: web.Request) -> web.Response | None:
         return None
     raise web.HTTPExpectationFailed(text="only Expect: 100-continue is supported",
                                     headers={API_VERSION_HEADER: API_VERSION})
+
+
+async def auth_refusal(request: web.Request) -> web.Response | None:
+    """None when the request proves its user (kept in request[USER]); otherwise the 401
+    UNAUTHORIZED with the challenge to answer it with (429 while the authenticator cannot
+    tell now)."""
+    if USER in request:
+        return None
+    auth = request.app[AUTH]
+    authorization = request.headers.get("Authorization")
+    try:
+        user = await auth.user(authorization)
+    except TooManyRequests as exc:
+        return error_response(exc, headers={"Retry-After": "1"})
+    if user is None:
+        if authorization:
+            log.info("authentication failed for %r from %s", claimed_user(authorization),
+                     request.remote)
+        return error_response(Unauthorized(), headers={"WWW-Authenticate": auth.challenge})
+    request[USER] = user
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only requests that prove their user reach `handler` (see `auth_refusal`)."""
+    return await auth_refusal(request) or await handler(request)
 
 
 ROUTES = [
@@ -139,7 +165,7 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     """
     middlewares = [return_taken_connection, error_middleware]
     if config.auth_htpasswd is not None:
-        middlewares.append(basic_auth_middleware)
+        middlewares.append(auth_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
     app[HAND_BACK] = ConnectionHandBack()  # see hand_back_to
@@ -181,7 +207,8 @@ async def _lifecycle(app: web.Application,
         tasks.append(loop.create_task(_purge_loop(store, config.purge_interval_seconds)))
     auth = None
     if config.auth_htpasswd is not None:
-        auth = app[AUTH] = await loop.run_in_executor(None, _basic_auth, config)
+        auth = await loop.run_in_executor(None, _basic_auth, config)
+        app[AUTH] = auth
         tasks.append(loop.create_task(auth.watch()))
     try:
         yield
@@ -199,7 +226,10 @@ async def _lifecycle(app: web.Application,
 
 def _basic_auth(config: RegistryConfig) -> BasicAuth:
     assert config.auth_htpasswd is not None
-    auth = BasicAuth(load_htpasswd(config.auth_htpasswd), config.auth_realm)
+    try:
+        auth = BasicAuth(load_htpasswd(config.auth_htpasswd), config.auth_realm)
+    except HtpasswdInvalid as exc:
+        raise ConfigError(str(exc)) from None
     log.info("Basic auth: %d users from %s%s", len(auth.htpasswd.users), config.auth_htpasswd,
              "" if config.tls_certificate else " (over plain http: passwords are readable "
              "on the way; set tls_certificate)")

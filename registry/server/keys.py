@@ -9,9 +9,14 @@ from aiohttp import web
 from registry.server.config import RegistryConfig
 
 if TYPE_CHECKING:
+    from registry.auth import Authenticator
     from registry.search import SearchIndex
     from registry.storage import RegistryStore
 
 CONFIG = web.AppKey("config", RegistryConfig)
 STORE: web.AppKey[RegistryStore] = web.AppKey("store")
 SEARCH: web.AppKey[SearchIndex | None] = web.AppKey("search")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+"""Set where requests must authenticate (auth_htpasswd)."""
+USER = web.RequestKey("user", str)
+"""The authenticated user of a request (access log)."""

@@ -20,8 +20,8 @@ import pytest
 from tooling import free_port
 from transfer_registries import wait_for_v2
 
-from registry.server import auth
-from registry.server.auth import load_htpasswd
+from registry import auth
+from registry.auth import HtpasswdInvalid, load_htpasswd
 from registry.server.config import ConfigError, load_config
 
 
@@ -160,10 +160,10 @@ async def test_the_file_is_read_again_when_it_changes(make_reg, htpasswd: Path,
     assert (await reg.get("/v2/", headers=_basic("alice", "s3cret"))).status == 401
     htpasswd.write_text("carol:{SHA}not-bcrypt\n")  # broken: the users read before stay
     os.utime(htpasswd, ns=(2, 2))
-    with caplog.at_level(logging.ERROR, "registry.server"):
+    with caplog.at_level(logging.ERROR, "registry.auth"):
         await asyncio.sleep(0.5)  # (ten looks at the file)
     assert (await reg.get("/v2/", headers=_basic("carol", "pw"))).status == 200
-    errors = [r.getMessage() for r in caplog.records if r.name == "registry.server"]
+    errors = [r.getMessage() for r in caplog.records if r.name == "registry.auth"]
     assert len(errors) == 1 and "htpasswd:1" in errors[0] and "NOT applied" in errors[0]
 
 
@@ -200,7 +200,7 @@ def test_a_file_that_is_not_bcrypt_htpasswd_is_refused_with_its_line(
         tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "htpasswd"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(HtpasswdInvalid, match=message):
         load_htpasswd(path)
     out = subprocess.run([sys.executable, "-m", "registry.server", "serve", "--root",
                           str(tmp_path / "root"), "--addr", "127.0.0.1:0"],
@@ -211,7 +211,7 @@ def test_a_file_that_is_not_bcrypt_htpasswd_is_refused_with_its_line(
 
 
 def test_missing_file_and_bad_realm_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read it: No such file"):
+    with pytest.raises(HtpasswdInvalid, match="cannot read it: No such file"):
         load_htpasswd(tmp_path / "none")
     for realm in ('a"b', "tab\there", ""):
         with pytest.raises(ConfigError, match="auth_realm"):

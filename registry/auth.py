@@ -1,6 +1,7 @@
-"""Basic authentication from an htpasswd file (`auth_htpasswd`), as distribution's htpasswd
-access controller: bcrypt entries only, and every request must carry a known user's password
-(clients learn that from the 401 on `GET /v2/`, then send it on every request).
+"""Who a registry request is from: the Authenticator Protocol, and BasicAuth over an htpasswd
+file (`auth_htpasswd`), as distribution's htpasswd access controller: bcrypt entries only, and
+every request must carry a known user's password (clients learn that from the 401 on
+`GET /v2/`, then send it on every request). The server's middleware asks `user()`.
 
 bcrypt is slow on purpose (tens of milliseconds), so a password is checked once, on the
 bcrypt threads, and remembered (an HMAC of user and password under a key made at start)
@@ -24,15 +25,28 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import bcrypt
-from aiohttp import web
 
-from registry.oci.errors import TooManyRequests, Unauthorized
-from registry.server.config import ConfigError
-from registry.server.errors import Handler, error_response
+from registry.oci.errors import TooManyRequests
 
-log = logging.getLogger("registry.server")
+log = logging.getLogger("registry.auth")
+
+
+class Authenticator(Protocol):
+    """What the server asks of an authentication scheme."""
+
+    challenge: str  # the WWW-Authenticate value of a 401
+
+    async def user(self, authorization: str | None) -> str | None:
+        """The user an Authorization header proves to be; None when it proves nothing.
+        TooManyRequests when it cannot tell now."""
+        ...
+
+
+class HtpasswdInvalid(ValueError):
+    """An htpasswd file that cannot be used; the message names path (and line)."""
 
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 """A bcrypt hash as htpasswd -B writes it: `$2y$`, two cost digits, `$`, salt and hash."""
@@ -64,14 +78,14 @@ def file_version(path: Path) -> tuple[int, int, int, int]:
 
 def load_htpasswd(path: Path) -> Htpasswd:
     """Parse `path` (`user:hash` lines; blank lines and `#` comments are skipped).
-    ConfigError naming path:line for an entry that is no bcrypt hash, as distribution takes
+    HtpasswdInvalid naming path:line for an entry that is no bcrypt hash, as distribution takes
     no other (htpasswd -B makes them), and for a file with no users."""
     try:
         with open(path, "rb") as fh:
             version = _version(os.fstat(fh.fileno()))
             data = fh.read()
     except OSError as exc:
-        raise ConfigError(f"auth_htpasswd {path}: cannot read it: {exc.strerror}") from None
+        raise HtpasswdInvalid(f"auth_htpasswd {path}: cannot read it: {exc.strerror}") from None
     users: dict[str, bytes] = {}
     max_cost = 4
     for number, raw in enumerate(data.splitlines(), 1):
@@ -81,15 +95,15 @@ def load_htpasswd(path: Path) -> Htpasswd:
         user, sep, hashed = line.partition(b":")
         where = f"auth_htpasswd {path}:{number}"
         if not sep or not user:
-            raise ConfigError(f"{where}: expected USER:BCRYPT-HASH")
+            raise HtpasswdInvalid(f"{where}: expected USER:BCRYPT-HASH")
         match = BCRYPT_HASH.fullmatch(hashed)
         if match is None or not 4 <= int(match[1]) <= 31:
-            raise ConfigError(f"{where}: the password of {user.decode(errors='replace')!r} "
+            raise HtpasswdInvalid(f"{where}: the password of {user.decode(errors='replace')!r} "
                               "is not a bcrypt hash (make it with htpasswd -B)")
         users[user.decode("utf-8", "surrogateescape")] = hashed
         max_cost = max(max_cost, int(match[1]))
     if not users:
-        raise ConfigError(f"auth_htpasswd {path}: no users")
+        raise HtpasswdInvalid(f"auth_htpasswd {path}: no users")
     return Htpasswd(Path(path), users, version, max_cost)
 
 
@@ -172,7 +186,7 @@ class BasicAuth:
             return
         try:
             htpasswd = await loop.run_in_executor(None, load_htpasswd, path)
-        except ConfigError as exc:
+        except HtpasswdInvalid as exc:
             self._report(str(exc), version)
             return
         decoy = await loop.run_in_executor(None, _decoy, htpasswd)
@@ -216,40 +230,7 @@ def _basic_credentials(authorization: str | None) -> tuple[str, bytes] | None:
     return user.decode("utf-8", "surrogateescape"), password
 
 
-AUTH = web.AppKey("auth", BasicAuth)
-
-USER = web.RequestKey("user", str)
-"""The authenticated user of a request (access log)."""
-
-
-async def refusal(request: web.Request) -> web.Response | None:
-    """None when the request names a user with the right password (kept in request[USER]);
-    otherwise the 401 UNAUTHORIZED with the Basic challenge to answer it with (429 while
-    too many password checks wait)."""
-    if USER in request:
-        return None
-    auth = request.app[AUTH]
-    authorization = request.headers.get("Authorization")
-    try:
-        user = await auth.user(authorization)
-    except TooManyRequests as exc:
-        return error_response(exc, headers={"Retry-After": "1"})
-    if user is None:
-        if authorization:
-            log.info("authentication failed for %r from %s",
-                     _claimed_user(authorization), request.remote)
-        return error_response(Unauthorized(), headers={"WWW-Authenticate": auth.challenge})
-    request[USER] = user
-    return None
-
-
-def _claimed_user(authorization: str) -> str:
-    """The user name a failed Authorization header gave, for the log (never the password)."""
+def claimed_user(authorization: str) -> str:
+    """The user name a refused Authorization header gave, for the log (never the password)."""
     credentials = _basic_credentials(authorization)
     return "(not Basic user:password)" if credentials is None else credentials[0][:64]
-
-
-@web.middleware
-async def basic_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Only requests with a user's password reach `handler` (see `refusal`)."""
-    return await refusal(request) or await handler(request)
