@@ -142,27 +142,29 @@ def write_htpasswd(path: Path, user: str, password: str) -> Path:
 
 def start_strata_registry(base: Path, *, workers: int = 1, tls: LoopbackPki | None = None,
                           client_ca: bool = False,
-                          htpasswd: tuple[str, str] | None = None) -> RunningRegistry:
+                          htpasswd: tuple[str, str] | None = None,
+                          env: dict[str, str] | None = None) -> RunningRegistry:
     """strata-registry storing under `base`, deletes enabled, JSON access log; `workers` > 1
     serves the port with that many processes (`--workers N`). `tls` serves https with its
     server certificate, and `client_ca` asks clients for a certificate its CA signed.
-    `htpasswd` (user, password) turns on Basic auth."""
+    `htpasswd` (user, password) turns on Basic auth; `env` adds STRATA_REGISTRY_* settings."""
     port = free_port()
     log = base / "registry.log"
     argv = [STRATA_REGISTRY, "serve", "--addr", f"127.0.0.1:{port}", "--root",
             str(base / "root"), "--delete-enabled", "--log-format", "json"]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    env = dict(os.environ)
+    environ = {**os.environ, **(env or {})}
     if tls is not None:
-        env.update(STRATA_REGISTRY_TLS_CERTIFICATE=str(tls.cert),
-                   STRATA_REGISTRY_TLS_KEY=str(tls.key))
+        environ.update(STRATA_REGISTRY_TLS_CERTIFICATE=str(tls.cert),
+                       STRATA_REGISTRY_TLS_KEY=str(tls.key))
         if client_ca:
-            env["STRATA_REGISTRY_TLS_CLIENT_CA"] = str(tls.ca)
+            environ["STRATA_REGISTRY_TLS_CLIENT_CA"] = str(tls.ca)
     if htpasswd is not None:
-        env["STRATA_REGISTRY_AUTH_HTPASSWD"] = str(write_htpasswd(base / "htpasswd", *htpasswd))
+        environ["STRATA_REGISTRY_AUTH_HTPASSWD"] = str(
+            write_htpasswd(base / "htpasswd", *htpasswd))
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=environ)
     reg = RunningRegistry(f"127.0.0.1:{port}", log, proc, "http" if tls is None else "https")
     wait_for_v2(reg.url, proc, log=log, ok_status=(200,) if htpasswd is None else (401,),
                 cafile=None if tls is None else str(tls.ca),

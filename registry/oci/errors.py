@@ -21,6 +21,7 @@
      │    └── SearchQueryInvalid UNSUPPORTED
      ├── TooManyRequests        TOOMANYREQUESTS
      └── UnknownError           UNKNOWN
+          └── UpstreamUnavailable UNKNOWN (a pull-through cache's upstream failed)
 A class's `code` is what strata puts on the wire: only the distribution spec's fourteen codes
 ("The code field MUST be one of the following"), plus UNKNOWN for a 500. The finer classes
 share their parent's code; distribution's own extension codes (RANGE_INVALID, TAG_INVALID,
@@ -186,6 +187,10 @@ class PreconditionFailed(Denied):
 class UnknownError(RegistryError):
     code = ErrorCode.UNKNOWN
     default_message = "unknown error"
+
+
+class UpstreamUnavailable(UnknownError):
+    default_message = "the upstream registry could not be reached"
 
 
 SPEC_CODES: frozenset[ErrorCode] = frozenset(ErrorCode) - {

@@ -40,6 +40,7 @@ from registry.server.params import (
     close_taken_connection,
     return_taken_connection,
 )
+from registry.server.proxy import PROXY, PullThrough, read_only_middleware, upstream_client
 from registry.storage import (
     ManifestInfo,
     ManifestListener,
@@ -166,6 +167,8 @@ def create_app(config: RegistryConfig, driver: StorageDriver | None = None) -> w
     middlewares = [return_taken_connection, error_middleware]
     if config.auth_htpasswd is not None:
         middlewares.append(auth_middleware)
+    if config.proxy_remote_url is not None:
+        middlewares.append(read_only_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=1024 ** 2)
     app[keys.CONFIG] = config
     app[HAND_BACK] = ConnectionHandBack()  # see hand_back_to
@@ -210,6 +213,11 @@ async def _lifecycle(app: web.Application,
         auth = await loop.run_in_executor(None, _basic_auth, config)
         app[AUTH] = auth
         tasks.append(loop.create_task(auth.watch()))
+    proxy = None
+    if config.proxy_remote_url is not None:
+        proxy = app[PROXY] = PullThrough(upstream_client(config), store,
+                                         config.proxy_remote_url)
+        log.info("pull-through cache of %s", config.proxy_remote_url)
     try:
         yield
     finally:
@@ -219,6 +227,8 @@ async def _lifecycle(app: web.Application,
                 await task
         if auth is not None:
             auth.close()
+        if proxy is not None:
+            await proxy.close()
         if index is not None:
             await index.close()
         await store.close()

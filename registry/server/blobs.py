@@ -12,6 +12,7 @@ from registry.oci.api import API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST_HEA
 from registry.oci.errors import BlobUnknown
 from registry.server import keys
 from registry.server.params import parse_digest, repo_name
+from registry.server.proxy import PROXY
 from registry.server.ranges import Reply, decide
 from registry.storage import BlobInfo, RegistryStore
 
@@ -33,7 +34,19 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     name = repo_name(request)
     digest = parse_digest(request.match_info["digest"])
     store = request.app[keys.STORE]
-    info = await store.blobs.stat(name, digest)
+    try:
+        info = await store.blobs.stat(name, digest)
+    except BlobUnknown:
+        proxy = request.app.get(PROXY)
+        if proxy is None:
+            raise
+        # a pull-through cache: another repository's copy, else the upstream's
+        mounted = await store.blobs.mount(name, digest, None)
+        if mounted is None:
+            answer = await proxy.serve_blob(request, name, digest)
+            if answer is not None:
+                return answer
+        info = await store.blobs.stat(name, digest)
     reply = decide(request.headers, info.size, str(info.digest))
     headers = _headers(info)
     if not reply.sends_blob:

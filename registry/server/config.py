@@ -26,6 +26,11 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
     auth_htpasswd        (none)            htpasswd file (bcrypt): every request must carry
                                            the password of a user in it (Basic auth)
     auth_realm           "strata-registry" the realm of the Basic challenge
+    proxy_remote_url     (none)            be a pull-through cache of this registry
+                                           (http[s]://HOST[:PORT]): pulls fetch what is
+                                           missing from it, pushes are refused
+    proxy_username       (none)            credentials for it (with proxy_password)
+    proxy_password       (none)
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +73,9 @@ class RegistryConfig:
     tls_client_ca: Path | None = None
     auth_htpasswd: Path | None = None
     auth_realm: str = "strata-registry"
+    proxy_remote_url: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = dataclasses.field(default=None, repr=False)  # a secret
 
     @property
     def scheme(self) -> str:
@@ -97,12 +106,14 @@ _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "lo
           "purge_interval_seconds": float, "max_manifest_bytes": int, "search_enabled": bool,
           "idle_timeout_seconds": float, "send_timeout_seconds": float,
           "tls_certificate": Path, "tls_key": Path, "tls_client_ca": Path,
-          "auth_htpasswd": Path, "auth_realm": str}
+          "auth_htpasswd": Path, "auth_realm": str, "proxy_remote_url": str,
+          "proxy_username": str, "proxy_password": str}
 
 
-_OPTIONAL_FILES = ("tls_certificate", "tls_key", "tls_client_ca", "auth_htpasswd")
-"""Path options that default to none: an empty value (say, an empty environment variable)
-turns one off."""
+_OPTIONAL = ("tls_certificate", "tls_key", "tls_client_ca", "auth_htpasswd",
+             "proxy_remote_url", "proxy_username", "proxy_password")
+"""Options that default to none: an empty value (say, an empty environment variable) turns
+one off."""
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -126,12 +137,12 @@ def _coerce(name: str, value: Any) -> Any:
     if kind is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{name}: expected a path, got {value!r}")
-        if name in _OPTIONAL_FILES and not str(value):
+        if name in _OPTIONAL and not str(value):
             return None
         return Path(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
-    return value
+    return None if name in _OPTIONAL and not value else value
 
 
 def _validated(config: RegistryConfig) -> RegistryConfig:
@@ -155,6 +166,17 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("tls_certificate and tls_key go together: set both or neither")
     if config.tls_client_ca is not None and config.tls_certificate is None:
         raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
+    if config.proxy_remote_url is not None:
+        split = urllib.parse.urlsplit(config.proxy_remote_url)
+        if (split.scheme not in ("http", "https") or not split.hostname
+                or split.path.strip("/") or split.query or split.fragment or split.username):
+            raise ConfigError("proxy_remote_url must be http://HOST[:PORT] or "
+                              "https://HOST[:PORT] (credentials go in proxy_username and "
+                              f"proxy_password), not {config.proxy_remote_url!r}")
+    if (config.proxy_username is None) != (config.proxy_password is None):
+        raise ConfigError("proxy_username and proxy_password go together")
+    if config.proxy_username is not None and config.proxy_remote_url is None:
+        raise ConfigError("proxy_username needs proxy_remote_url")
     if not config.auth_realm or any(c in '"\\' or not c.isprintable()
                                     for c in config.auth_realm):
         raise ConfigError("auth_realm must be non-empty, printable, without quotes or "

@@ -51,6 +51,7 @@ STATUS: Mapping[type[RegistryError], int] = {
     errors.TransferCodingUnsupported: 501,  # RFC 9112 §6.1
     errors.ContentCodingUnsupported: 415,  # RFC 9110 §8.4.1, §15.5.16
     errors.TooManyRequests: 429,
+    errors.UpstreamUnavailable: 502,  # (a gateway's answer: the upstream failed, not us)
     errors.UnknownError: 500,
 }
 """The HTTP status of each error class; a subclass not listed has its nearest parent's."""

@@ -13,10 +13,11 @@ from registry.oci.api import (
 from registry.oci.digest import is_digest
 from registry.oci.errors import ManifestTooLarge, ManifestUnknown, TagInvalid
 from registry.oci.manifest import ImageIndex, parse_manifest_off_loop
-from registry.oci.reference import validate_tag
+from registry.oci.reference import TAG_RE, validate_tag
 from registry.server import keys
 from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_image_from
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
+from registry.server.proxy import PROXY, PullThrough
 from registry.server.ranges import precondition, write_condition
 from registry.storage import ManifestInfo, ManifestStore, StoredManifest
 
@@ -46,6 +47,9 @@ async def get_manifest(request: web.Request) -> web.Response:
     reference = _existing_reference(match["reference"])
     manifests = request.app[keys.STORE].manifests
     accept = ", ".join(request.headers.getall("Accept", ())) or None  # docker sends several
+    proxy = request.app.get(PROXY)
+    if proxy is not None and (is_digest(reference) or TAG_RE.fullmatch(reference)):
+        await proxy.refresh_manifest(name, reference)
     stored = None
     if request.method == "HEAD":
         info = await manifests.stat(name, reference)
@@ -53,7 +57,7 @@ async def get_manifest(request: web.Request) -> web.Response:
         stored = await manifests.get(name, reference)
         info = stored.info
     if not accepts(accept, info.media_type):
-        stored = await _negotiated(manifests, name, reference, info, accept)
+        stored = await _negotiated(manifests, name, reference, info, accept, proxy)
         info = stored.info
     digest = str(info.digest)
     headers = {
@@ -73,15 +77,18 @@ async def get_manifest(request: web.Request) -> web.Response:
 
 
 async def _negotiated(manifests: ManifestStore, name: str, reference: str, info: ManifestInfo,
-                      accept: str | None) -> StoredManifest:
+                      accept: str | None, proxy: PullThrough | None) -> StoredManifest:
     """What to send a client whose Accept does not list the stored type: by tag, an
-    index's linux/amd64 image if the client takes that; else ManifestUnknown."""
+    index's linux/amd64 image if the client takes that (fetched by a pull-through cache
+    that lacks it); else ManifestUnknown."""
     if not is_digest(reference) and wants_an_image_from(accept, info.media_type):
         index = await parse_manifest_off_loop((await manifests.get(name, reference)).data,
                                               info.media_type)
         assert isinstance(index, ImageIndex)
         child = index.select(DEFAULT_PLATFORM)
         if child is not None and accepts(accept, child.media_type):
+            if proxy is not None:
+                await proxy.refresh_manifest(name, str(child.digest))
             return await manifests.get(name, str(child.digest))
     raise ManifestUnknown(
         f"{name}:{reference} is {info.media_type}, which the Accept header does not list",

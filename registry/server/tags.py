@@ -7,6 +7,7 @@ from aiohttp import web
 from registry.oci.api import tags_path
 from registry.server import keys
 from registry.server.params import MAX_PAGE, pagination, repo_name
+from registry.server.proxy import PROXY
 
 
 def next_link(url: str) -> str:
@@ -19,6 +20,11 @@ async def list_tags(request: web.Request) -> web.Response:
     name = repo_name(request)
     n, last = pagination(request)
     store = request.app[keys.STORE]
+    proxy = request.app.get(PROXY)
+    upstream = await proxy.tags(name) if proxy is not None else None
+    if upstream is not None:  # a pull-through cache: the upstream's tags, paged here
+        after = [t for t in upstream if last is None or (t.lower(), t) > (last.lower(), last)]
+        return _page(name, after, n)
     if n == 0:
         await store.manifests.tags(name, 1, last)  # still 404 NAME_UNKNOWN for unknown repos
         return web.json_response({"name": name, "tags": []})
@@ -29,3 +35,13 @@ async def list_tags(request: web.Request) -> web.Response:
         found = found[:limit]
         headers["Link"] = next_link(tags_path(name, n, found[-1]))
     return web.json_response({"name": name, "tags": found}, headers=headers)
+
+
+def _page(name: str, tags: list[str], n: int | None) -> web.Response:
+    limit = MAX_PAGE if n is None else n
+    headers = {}
+    if len(tags) > limit:
+        tags = tags[:limit]
+        if tags:
+            headers["Link"] = next_link(tags_path(name, n, tags[-1]))
+    return web.json_response({"name": name, "tags": tags}, headers=headers)

@@ -88,13 +88,16 @@ class ManifestStore:
 
     async def put(self, repo: str, reference: str, media_type: str | None, data: bytes,
                   tags: Sequence[str] = (),
-                  condition: WriteCondition | None = None) -> ManifestInfo:
+                  condition: WriteCondition | None = None,
+                  references_present: bool = True) -> ManifestInfo:
         """Validate and store a manifest under a tag or digest `reference` (+ extra `tags`).
 
         ManifestInvalid (bad JSON or shape, schema 1; ManifestTooLarge over the limit),
         DigestInvalid (a digest reference not matching the bytes), ManifestBlobUnknown (a
-        referenced blob or child manifest not in `repo`), NameInvalid, TagInvalid,
-        PreconditionFailed (`condition` does not hold when the write would happen).
+        referenced blob or child manifest not in `repo`, unless `references_present` is
+        False: a pull-through cache stores a manifest before the blobs it will fetch on
+        demand), NameInvalid, TagInvalid, PreconditionFailed (`condition` does not hold
+        when the write would happen).
         """
         validate_name(repo)
         expected: Digest | None = None
@@ -117,7 +120,7 @@ class ManifestStore:
         if expected is not None and digest != expected:
             raise DigestInvalid("manifest digest does not match the reference",
                                 detail={"digest": str(expected), "actual": str(digest)})
-        blobs, children = references(manifest)
+        blobs, children = references(manifest) if references_present else ([], [])
         record = ManifestRecord(
             str(digest), manifest.media_type, len(data),
             str(manifest.subject.digest) if manifest.subject is not None else None,

@@ -93,13 +93,14 @@ def _error_classes() -> list[type[RegistryError]]:
 
 
 def test_every_error_class_has_a_status_and_a_4xx_carries_only_spec_codes() -> None:
-    """The spec: a JSON error body's code "MUST be one of" its fourteen; 500 says UNKNOWN
-    (501 for a transfer coding, RFC 9112's answer, says UNSUPPORTED)."""
+    """The spec: a JSON error body's code "MUST be one of" its fourteen; 500 (and 502, a
+    pull-through cache's upstream failing) says UNKNOWN (501 for a transfer coding, RFC
+    9112's answer, says UNSUPPORTED)."""
     assert len(SPEC_CODES) == 14
     for cls in _error_classes():
         status = status_of(cls())
         assert status in STATUS.values()
-        if status == 500:
+        if status in (500, 502):
             assert cls.code is ErrorCode.UNKNOWN
         else:
             assert (400 <= status < 500 or status == 501) and cls.code in SPEC_CODES, cls
@@ -109,6 +110,7 @@ def test_every_error_class_has_a_status_and_a_4xx_carries_only_spec_codes() -> N
     assert status_of(errors.RangeInvalid()) == 416
     assert status_of(errors.ManifestTooLarge()) == 413
     assert status_of(errors.PaginationInvalid()) == 400
+    assert status_of(errors.UpstreamUnavailable()) == 502
 
 
 def test_distribution_extension_codes_are_still_read() -> None:

@@ -1,0 +1,154 @@
+"""strata-registry as a pull-through cache (proxy_remote_url) of another registry process on
+loopback: what it fetches, what it keeps when the upstream is gone, moved tags, ranges,
+refused pushes, and an upstream that needs credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from transfer_registries import RunningRegistry, _push_image, start_strata_registry
+
+from registry.client import RegistryClient
+from registry.oci import mediatypes as mt
+from registry.server.config import ConfigError, load_config
+
+UPSTREAM_USER = ("mirror", "pull-only-secret")
+
+
+@dataclass
+class Pair:
+    upstream: RunningRegistry
+    cache: RunningRegistry
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "cache").mkdir()
+    upstream = start_strata_registry(tmp_path / "upstream", htpasswd=UPSTREAM_USER)
+    cache = start_strata_registry(tmp_path / "cache", env={
+        "STRATA_REGISTRY_PROXY_REMOTE_URL": upstream.url,
+        "STRATA_REGISTRY_PROXY_USERNAME": UPSTREAM_USER[0],
+        "STRATA_REGISTRY_PROXY_PASSWORD": UPSTREAM_USER[1]})
+    yield Pair(upstream, cache)
+    cache.stop()
+    upstream.stop()
+
+
+async def _push(reg: RunningRegistry, repo: str, tag: str, layer: bytes) -> bytes:
+    async with RegistryClient(reg.host, credentials=lambda _r: UPSTREAM_USER) as client:
+        return (await _push_image(client, repo, tag, layer))[1]
+
+
+def _get(url: str, headers: dict[str, str] | None = None,
+         method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+ACCEPT = {"Accept": mt.OCI_MANIFEST}
+
+
+async def test_a_pull_fills_the_cache_which_serves_it_when_the_upstream_is_gone(
+        pair: Pair) -> None:
+    layer = os.urandom(5 << 20)  # over the socket take-over size, several chunks
+    manifest = await _push(pair.upstream, "team/app", "1", layer)
+    base = f"{pair.cache.url}/v2/team/app"
+
+    status, headers, body = _get(f"{base}/manifests/1", ACCEPT)
+    assert (status, body) == (200, manifest)
+    assert headers["Docker-Content-Digest"] == _sha(manifest)
+    status, headers, _ = _get(f"{base}/blobs/{_sha(layer)}", method="HEAD")
+    assert (status, headers["Content-Length"]) == (200, str(len(layer)))
+    status, headers, body = _get(f"{base}/blobs/{_sha(layer)}")
+    assert status == 200 and body == layer
+    config = json.loads(manifest)["config"]["digest"]
+    status, _, _ = _get(f"{base}/blobs/{config}", {"Range": "bytes=2-9"})
+    assert status == 206
+
+    pair.upstream.stop()
+    status, _, body = _get(f"{base}/manifests/1", ACCEPT)
+    assert (status, body) == (200, manifest)  # the tag, from the cache
+    assert _get(f"{base}/manifests/{_sha(manifest)}", ACCEPT)[2] == manifest
+    assert _get(f"{base}/blobs/{_sha(layer)}")[2] == layer
+    status, _, body = _get(f"{base}/manifests/never-pulled", ACCEPT)
+    assert status == 502 and json.loads(body)["errors"][0]["code"] == "UNKNOWN"
+    status, _, body = _get(f"{pair.cache.url}/v2/_catalog")
+    assert json.loads(body)["repositories"] == ["team/app"]
+    tags = json.loads(_get(f"{base}/tags/list")[2])
+    assert tags == {"name": "team/app", "tags": ["1"]}  # the cache's own, upstream gone
+
+
+async def test_a_moved_tag_is_followed_and_unknown_things_are_404(pair: Pair) -> None:
+    first = await _push(pair.upstream, "team/app", "latest", b"one" * 1000)
+    base = f"{pair.cache.url}/v2/team/app"
+    assert _get(f"{base}/manifests/latest", ACCEPT)[2] == first
+    second = await _push(pair.upstream, "team/app", "latest", b"two" * 1000)
+    status, headers, body = _get(f"{base}/manifests/latest", ACCEPT)
+    assert (status, body) == (200, second)
+    assert _get(f"{base}/manifests/{_sha(first)}", ACCEPT)[2] == first  # still by digest
+
+    status, _, body = _get(f"{base}/manifests/nope", ACCEPT)
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    status, _, body = _get(f"{base}/blobs/{_sha(b'never pushed')}")
+    assert status == 404 and json.loads(body)["errors"][0]["code"] == "BLOB_UNKNOWN"
+    await _push(pair.upstream, "team/app", "v2", b"three" * 1000)
+    await _push(pair.upstream, "team/app", "V1", b"four" * 1000)
+    tags = json.loads(_get(f"{base}/tags/list?n=2")[2])["tags"]
+    assert tags == ["latest", "V1"]  # the upstream's, in the spec's lexical order
+    status, headers, body = _get(f"{base}/tags/list?n=2&last=V1")
+    assert json.loads(body)["tags"] == ["v2"] and "Link" not in headers
+
+
+async def test_a_cache_takes_no_pushes_or_deletes(pair: Pair) -> None:
+    manifest = await _push(pair.upstream, "team/app", "1", b"layer")
+    _get(f"{pair.cache.url}/v2/team/app/manifests/1", ACCEPT)
+    for method, path in (("POST", "/v2/team/app/blobs/uploads/"),
+                         ("PUT", "/v2/team/app/manifests/2"),
+                         ("DELETE", f"/v2/team/app/manifests/{_sha(manifest)}")):
+        status, headers, body = _get(pair.cache.url + path, method=method)
+        assert status == 405 and headers["Allow"] == "GET, HEAD", (method, path)
+        error = json.loads(body)["errors"][0]
+        assert error["code"] == "UNSUPPORTED" and pair.upstream.url in error["message"]
+    assert _get(f"{pair.cache.url}/v2/team/app/manifests/1", ACCEPT)[0] == 200
+
+
+def test_the_upstream_password_stays_out_of_the_log(pair: Pair) -> None:
+    assert _get(f"{pair.cache.url}/v2/")[0] == 200
+    pair.cache.stop()
+    text = pair.cache.log.read_text()
+    assert f"pull-through cache of {pair.upstream.url}" in text
+    assert UPSTREAM_USER[1] not in text
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "ftp://x"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://u:p@hub"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub/v2"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub",
+      "STRATA_REGISTRY_PROXY_USERNAME": "u"}, "go together"),
+    ({"STRATA_REGISTRY_PROXY_USERNAME": "u", "STRATA_REGISTRY_PROXY_PASSWORD": "p"},
+     "needs proxy_remote_url"),
+])
+def test_bad_proxy_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(env=env)
+    assert "secret" not in repr(load_config(env={
+        "STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub", "STRATA_REGISTRY_PROXY_USERNAME": "u",
+        "STRATA_REGISTRY_PROXY_PASSWORD": "secret"}))
