@@ -125,6 +125,7 @@ class BlobStream:
 
     offset: int
     chunks: AsyncIterator[bytes]
+    length: int | None = None  # the response's Content-Length, when it has one
 
 
 @contextlib.contextmanager
@@ -290,6 +291,8 @@ class RegistryClient:
             token = await self._fetch_token(params, scopes)
             if old is not None and old.value == token.value:
                 return False
+            now = time.monotonic()  # (a long-lived client meets many scopes: drop old ones)
+            self._tokens = {k: t for k, t in self._tokens.items() if t.expires > now}
             self._tokens[scope] = token
             self._bearer_params = params
             return True
@@ -441,7 +444,7 @@ class RegistryClient:
                             f"{self.registry}: blob {digest}: the stream ended after "
                             f"{start + received} bytes", received=received) from None
 
-            yield BlobStream(start, chunks())
+            yield BlobStream(start, chunks(), resp.content_length)
 
     @contextlib.asynccontextmanager
     async def blob_body(self, repository: str, desc: Descriptor,
@@ -608,7 +611,9 @@ class RegistryClient:
         """Every tag of a repository (following `Link` pagination)."""
         out: list[str] = []
         path: str | None = api.tags_path(repository)
-        while path:
+        seen: set[str] = set()
+        while path and path not in seen:  # (a Link back to a page read ends the list)
+            seen.add(path)
             async with self._request("GET", path, scope=f"repository:{repository}:pull",
                                      what=f"tags of {repository}") as resp:
                 body = await resp.json(content_type=None)

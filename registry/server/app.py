@@ -33,14 +33,19 @@ from registry.server.errors import (
     error_response,
     quiet_client_errors,
 )
-from registry.server.keys import AUTH, USER
+from registry.server.keys import AUTH, PROXY, USER
 from registry.server.params import (
     HAND_BACK,
     ConnectionHandBack,
     close_taken_connection,
     return_taken_connection,
 )
-from registry.server.proxy import PROXY, PullThrough, read_only_middleware, upstream_client
+from registry.server.proxy import (
+    PullThrough,
+    read_only_middleware,
+    read_only_refusal,
+    upstream_client,
+)
 from registry.storage import (
     ManifestInfo,
     ManifestListener,
@@ -64,10 +69,14 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     """`Expect: 100-continue` on HTTP/1.1 gets its interim answer (RFC 9110 §10.1.1), as
     aiohttp's own handler gives it; any other expectation is 417. aiohttp's handler put the
     raw header in that 417's body, and one that was no UTF-8 made it a 500. A request that
-    auth_htpasswd refuses gets its 401 instead of the 100: its body is not wanted."""
+    auth_htpasswd refuses gets its 401 instead of the 100, and a push to a pull-through
+    cache its 405: their bodies are not wanted."""
     if request.version != HttpVersion11:
         return None
-    if AUTH in request.app and (refused := await auth_refusal(request)) is not None:
+    refused = await auth_refusal(request) if AUTH in request.app else None
+    if refused is None and PROXY in request.app:
+        refused = read_only_refusal(request)
+    if refused is not None:
         # The body will not come: answer, then close rather than wait for it (aiohttp
         # would linger up to 10 s, taking the next request's bytes for the body), as Go's
         # net/http does.
@@ -216,7 +225,7 @@ async def _lifecycle(app: web.Application,
     proxy = None
     if config.proxy_remote_url is not None:
         proxy = app[PROXY] = PullThrough(upstream_client(config), store,
-                                         config.proxy_remote_url)
+                                         config.proxy_remote_url, config.proxy_timeout_seconds)
         log.info("pull-through cache of %s", config.proxy_remote_url)
     try:
         yield

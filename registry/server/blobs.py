@@ -3,56 +3,62 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
 from io import BufferedReader
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from registry.oci import Digest
 from registry.oci.api import API_VERSION, API_VERSION_HEADER, CONTENT_DIGEST_HEADER
 from registry.oci.errors import BlobUnknown
 from registry.server import keys
 from registry.server.params import parse_digest, repo_name
-from registry.server.proxy import PROXY
 from registry.server.ranges import Reply, decide
 from registry.storage import BlobInfo, RegistryStore
 
+if TYPE_CHECKING:
+    from registry.server.proxy import PullThrough
 
-def _headers(info: BlobInfo) -> dict[str, str]:
+log = logging.getLogger("registry.proxy")
+
+
+def _headers(digest: Digest) -> dict[str, str]:
     """Headers of every blob answer (200, 206, 304, 412, 416): the digest is the one ETag."""
     return {
         API_VERSION_HEADER: API_VERSION,  # set here too: a blob response is sent early
-        CONTENT_DIGEST_HEADER: str(info.digest),
+        CONTENT_DIGEST_HEADER: str(digest),
         "Accept-Ranges": "bytes",
-        "ETag": f'"{info.digest}"',
+        "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     """The blob (200, or 206 for one byte range), 304/412 for If-None-Match/If-Match, 416 for
-    a range past the end (see ranges.decide); 404 BLOB_UNKNOWN unless linked in the repo."""
+    a range past the end (see ranges.decide); 404 BLOB_UNKNOWN unless linked in the repo
+    (a pull-through cache asks its upstream first: _from_upstream)."""
     name = repo_name(request)
     digest = parse_digest(request.match_info["digest"])
     store = request.app[keys.STORE]
     try:
         info = await store.blobs.stat(name, digest)
     except BlobUnknown:
-        proxy = request.app.get(PROXY)
+        proxy = request.app.get(keys.PROXY)
         if proxy is None:
             raise
-        # a pull-through cache: another repository's copy, else the upstream's
-        mounted = await store.blobs.mount(name, digest, None)
-        if mounted is None:
-            answer = await proxy.serve_blob(request, name, digest)
-            if answer is not None:
-                return answer
-        info = await store.blobs.stat(name, digest)
+        return await _from_upstream(request, proxy, name, digest)
+    return await _send(request, store, name, info)
+
+
+async def _send(request: web.Request, store: RegistryStore, name: str,
+                info: BlobInfo) -> web.StreamResponse:
     reply = decide(request.headers, info.size, str(info.digest))
-    headers = _headers(info)
+    headers = _headers(info.digest)
     if not reply.sends_blob:
-        if reply.status == 416:
-            headers["Content-Range"] = f"bytes */{info.size}"
-        return web.Response(status=reply.status, headers=headers)
+        return _no_bytes(reply, headers, info.size)
     headers["Content-Type"] = "application/octet-stream"
     if reply.status == 206:
         headers["Content-Range"] = f"bytes {reply.start}-{reply.stop - 1}/{info.size}"
@@ -65,6 +71,64 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     else:
         await _stream_blob(request, response, store, name, info, reply)
     await response.write_eof()
+    return response
+
+
+def _no_bytes(reply: Reply, headers: dict[str, str], size: int) -> web.Response:
+    """304, 412 or 416."""
+    if reply.status == 416:
+        headers["Content-Range"] = f"bytes */{size}"
+    return web.Response(status=reply.status, headers=headers)
+
+
+async def _from_upstream(request: web.Request, proxy: PullThrough, name: str,
+                         digest: Digest) -> web.StreamResponse:
+    """A pull-through cache's answer for a blob `name` lacks (registry/server/proxy.py):
+    the upstream must have it; a copy cached for another repository is linked; otherwise
+    a GET streams the upstream's bytes to the client while they are stored and verified.
+    The last chunk is held back until the blob is stored: a client never gets a whole body
+    that did not match its digest (its connection is cut instead)."""
+    store = proxy.store
+    size = await proxy.blob_size(name, digest)
+    mounted = await store.blobs.mount(name, digest, None)
+    if mounted is not None:
+        return await _send(request, store, name, mounted)
+    reply = decide(request.headers, size, str(digest))
+    headers = _headers(digest)
+    if not reply.sends_blob:
+        return _no_bytes(reply, headers, size)
+    if request.method == "HEAD":
+        headers["Content-Type"] = "application/octet-stream"
+        return web.Response(headers={**headers, "Content-Length": str(size)})
+    if reply.status == 206:  # cache it all, then send the range from the cache
+        await proxy.cache_blob(name, digest, size)
+        return await _send(request, store, name, await store.blobs.stat(name, digest))
+    async with proxy.open_blob(name, digest, size) as upstream:
+        headers["Content-Type"] = "application/octet-stream"
+        response = web.StreamResponse(headers=headers)
+        response.content_length = size
+        await response.prepare(request)
+        held: bytes | None = None
+
+        async def to_client_and_storage() -> AsyncIterator[bytes]:
+            nonlocal held
+            async for chunk in upstream:
+                if held is not None:
+                    await response.write(held)
+                held = chunk
+                yield chunk
+
+        try:
+            await store.uploads.put(name, digest, to_client_and_storage())
+            if held is not None:
+                await response.write(held)
+            await response.write_eof()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # (after prepare no error answer can be sent: cut it)
+            log.warning("%s@%s from %s: not cached: %s", name, digest, proxy.remote, exc)
+            if request.transport is not None:
+                request.transport.abort()
     return response
 
 

@@ -31,6 +31,9 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
                                            missing from it, pushes are refused
     proxy_username       (none)            credentials for it (with proxy_password)
     proxy_password       (none)
+    proxy_timeout_seconds 15               how long an answer about a manifest, a tag list
+                                           or a blob may take upstream before the cached
+                                           copy is served (or 502)
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class RegistryConfig:
     proxy_remote_url: str | None = None
     proxy_username: str | None = None
     proxy_password: str | None = dataclasses.field(default=None, repr=False)  # a secret
+    proxy_timeout_seconds: float = 15
 
     @property
     def scheme(self) -> str:
@@ -107,7 +111,7 @@ _KINDS = {"addr": str, "root": Path, "workers": int, "delete_enabled": bool, "lo
           "idle_timeout_seconds": float, "send_timeout_seconds": float,
           "tls_certificate": Path, "tls_key": Path, "tls_client_ca": Path,
           "auth_htpasswd": Path, "auth_realm": str, "proxy_remote_url": str,
-          "proxy_username": str, "proxy_password": str}
+          "proxy_username": str, "proxy_password": str, "proxy_timeout_seconds": float}
 
 
 _OPTIONAL = ("tls_certificate", "tls_key", "tls_client_ca", "auth_htpasswd",
@@ -173,6 +177,8 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
             raise ConfigError("proxy_remote_url must be http://HOST[:PORT] or "
                               "https://HOST[:PORT] (credentials go in proxy_username and "
                               f"proxy_password), not {config.proxy_remote_url!r}")
+    if config.proxy_timeout_seconds <= 0:
+        raise ConfigError("proxy_timeout_seconds must be positive")
     if (config.proxy_username is None) != (config.proxy_password is None):
         raise ConfigError("proxy_username and proxy_password go together")
     if config.proxy_username is not None and config.proxy_remote_url is None:

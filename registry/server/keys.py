@@ -11,6 +11,7 @@ from registry.server.config import RegistryConfig
 if TYPE_CHECKING:
     from registry.auth import Authenticator
     from registry.search import SearchIndex
+    from registry.server.proxy import PullThrough
     from registry.storage import RegistryStore
 
 CONFIG = web.AppKey("config", RegistryConfig)
@@ -18,5 +19,7 @@ STORE: web.AppKey[RegistryStore] = web.AppKey("store")
 SEARCH: web.AppKey[SearchIndex | None] = web.AppKey("search")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 """Set where requests must authenticate (auth_htpasswd)."""
+PROXY: web.AppKey[PullThrough] = web.AppKey("proxy")
+"""Set where the registry is a pull-through cache (proxy_remote_url)."""
 USER = web.RequestKey("user", str)
 """The authenticated user of a request (access log)."""

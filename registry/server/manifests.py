@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from registry.oci.api import (
@@ -17,9 +19,11 @@ from registry.oci.reference import TAG_RE, validate_tag
 from registry.server import keys
 from registry.server.negotiation import DEFAULT_PLATFORM, accepts, wants_an_image_from
 from registry.server.params import TooLarge, parse_digest, read_limited, repo_name
-from registry.server.proxy import PROXY, PullThrough
 from registry.server.ranges import precondition, write_condition
 from registry.storage import ManifestInfo, ManifestStore, StoredManifest
+
+if TYPE_CHECKING:
+    from registry.server.proxy import PullThrough
 
 MAX_TAGS_PER_PUT = 64
 
@@ -47,7 +51,7 @@ async def get_manifest(request: web.Request) -> web.Response:
     reference = _existing_reference(match["reference"])
     manifests = request.app[keys.STORE].manifests
     accept = ", ".join(request.headers.getall("Accept", ())) or None  # docker sends several
-    proxy = request.app.get(PROXY)
+    proxy = request.app.get(keys.PROXY)
     if proxy is not None and (is_digest(reference) or TAG_RE.fullmatch(reference)):
         await proxy.refresh_manifest(name, reference)
     stored = None

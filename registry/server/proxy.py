@@ -2,45 +2,62 @@
 serves the images of one upstream registry, fetching what it lacks on first pull and keeping
 it (a CI mirror of Docker Hub, say).
 
-- Manifests by tag are asked of the upstream on every pull (a tag moves there), and served
-  from the cache when the upstream cannot answer; by digest they never change, so a cached
-  one is served without asking.
-- A missing blob is fetched once and streamed to the client while it is written to storage,
-  verified like any upload: a copy that does not match its digest is not kept. A ranged GET
-  of a missing blob caches the whole blob first.
+- A manifest by tag is checked with a HEAD on every pull (a tag moves upstream; Docker Hub
+  counts GETs, not HEADs, against its pull limits) and fetched by digest only when the cache
+  lacks that digest. When the upstream cannot answer within `proxy_timeout_seconds`, or
+  refuses, the cached copy is served. By digest a manifest never changes: a cached one is
+  served without asking.
+- A missing blob is looked up with a HEAD (the repository must have it upstream: a digest
+  cached for another repository is then linked, not fetched again), then streamed to the
+  client while it is written to storage and verified like any upload (blobs.py).
 - Manifests are stored before the blobs they name (those come when pulled), so their
   reference check is off (`references_present=False`).
 - Tag lists come from the upstream (the cache's own when it cannot answer); the catalog,
   referrers and search are the cache's own. Pushes and deletes are refused (405 UNSUPPORTED).
+
+Upstream failures map to what a client can act on: the upstream's "no such thing", and a
+401 or 403 (Docker Hub's answer for a repository that does not exist), are 404s; its 429 is
+a 429; anything else, with nothing cached, is 502 UNKNOWN (UpstreamUnavailable).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 
 from registry.client import RegistryClient, TransportError
-from registry.oci import Digest
-from registry.oci.api import CONTENT_DIGEST_HEADER
+from registry.oci import Descriptor, Digest
 from registry.oci.digest import is_digest
 from registry.oci.errors import (
     BlobUnknown,
+    Denied,
     ManifestUnknown,
     NameUnknown,
+    PreconditionFailed,
     RegistryError,
+    TooManyRequests,
+    Unauthorized,
     Unsupported,
     UpstreamUnavailable,
 )
+from registry.server import keys
 from registry.server.config import RegistryConfig
 from registry.server.errors import Handler, error_response
-from registry.storage import ManifestInfo, RegistryStore
+from registry.storage import ManifestInfo, RegistryStore, WriteCondition
 
 log = logging.getLogger("registry.proxy")
 
-_GONE = (ManifestUnknown, NameUnknown, BlobUnknown)  # the upstream's "no such thing"
+T = TypeVar("T")
+
+_ABSENT = (ManifestUnknown, NameUnknown, BlobUnknown)  # the upstream's "no such thing"
+_REFUSED = (Unauthorized, Denied)  # Docker Hub's answer for a repository it does not have
+_FAILED = (TransportError, RegistryError, TimeoutError)  # (RegistryError: the rest)
 
 
 def upstream_client(config: RegistryConfig) -> RegistryClient:
@@ -57,44 +74,82 @@ def upstream_client(config: RegistryConfig) -> RegistryClient:
 class PullThrough:
     """The cache's side of each pull (see the module doc); one per worker process."""
 
-    def __init__(self, upstream: RegistryClient, store: RegistryStore, remote: str) -> None:
+    def __init__(self, upstream: RegistryClient, store: RegistryStore, remote: str,
+                 timeout: float) -> None:
         self.upstream = upstream
         self.store = store
         self.remote = remote
+        self.timeout = timeout  # for each answer about a manifest, a tag list or a blob
 
     async def close(self) -> None:
+        """Close the upstream client's connections."""
         await self.upstream.close()
+
+    async def _ask(self, call: Awaitable[T]) -> T:
+        async with asyncio.timeout(self.timeout):
+            return await call
+
+    def _unavailable(self, exc: BaseException) -> RegistryError:
+        """What the client gets for an upstream failure `exc` when nothing is cached."""
+        if isinstance(exc, TooManyRequests):
+            return TooManyRequests(f"{self.remote}: {exc}")
+        reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+        return UpstreamUnavailable(f"{self.remote}: {reason}", detail={"upstream": self.remote})
 
     # ------------------------------------------------------------------ manifests
 
     async def refresh_manifest(self, repo: str, reference: str) -> None:
-        """Make the cache hold what `reference` names upstream now: by digest, fetch it if
-        missing; by tag, ask the upstream what it names and store that under the tag.
-        ManifestUnknown when the upstream has no such manifest; UpstreamUnavailable when it
-        cannot answer and the cache has no copy (with a copy, that copy is served)."""
-        manifests = self.store.manifests
-        if is_digest(reference):
-            try:
-                await manifests.stat(repo, reference)
-                return
-            except ManifestUnknown:
-                pass
-        try:
-            desc, data = await self.upstream.resolve(repo, reference)
-        except _GONE:
-            raise ManifestUnknown(f"{self.remote} has no manifest {repo}:{reference}",
-                                  detail={"reference": reference}) from None
-        except (TransportError, RegistryError) as exc:
-            if not is_digest(reference) and await self._cached(repo, reference) is not None:
-                log.warning("%s: %s:%s served from the cache: %s", self.remote, repo,
-                            reference, exc)
-                return
-            raise UpstreamUnavailable(f"{self.remote}: {exc}",
-                                      detail={"upstream": self.remote}) from None
+        """Make the cache hold what `reference` names upstream now (see the module doc).
+        ManifestUnknown when the upstream has no such manifest; UpstreamUnavailable or
+        TooManyRequests when it cannot answer and the cache has no copy."""
         cached = await self._cached(repo, reference)
-        if cached is not None and cached.digest == desc.digest:
+        if is_digest(reference):
+            if cached is None:
+                await self._fetch(repo, reference, reference, None)
             return
-        await manifests.put(repo, reference, desc.media_type, data, references_present=False)
+        try:
+            head = await self._ask(self.upstream.manifest_exists(repo, reference))
+        except _FAILED as exc:
+            if cached is not None:
+                log.warning("%s: %s:%s served from the cache: %s", self.remote, repo,
+                            reference, str(exc) or "no answer in time")
+                return
+            if isinstance(exc, _REFUSED):
+                raise self._absent_manifest(repo, reference) from None
+            raise self._unavailable(exc) from None
+        if head is not None and cached is not None and head.digest == cached.digest:
+            return
+        # (no HEAD answer: a 404, or an upstream that gives no digest; the GET tells which)
+        digest = None if head is None else str(head.digest)
+        await self._fetch(repo, reference, digest, cached)
+
+    async def _fetch(self, repo: str, reference: str, digest: str | None,
+                     cached: ManifestInfo | None) -> None:
+        """Store what `digest` (or, without one, `reference`) names upstream under
+        `reference`, from the cache's own copy of that digest if it has one."""
+        manifests = self.store.manifests
+        local = None if digest is None else await self._cached(repo, digest)
+        if local is not None:
+            media_type, data = local.media_type, (await manifests.get(repo, digest or "")).data
+        else:
+            try:
+                desc, data = await self._ask(self.upstream.resolve(repo, digest or reference))
+            except _ABSENT + _REFUSED:
+                raise self._absent_manifest(repo, reference) from None
+            except _FAILED as exc:
+                raise self._unavailable(exc) from None
+            media_type = desc.media_type
+        condition = WriteCondition(  # (a slower refresh must not move the tag back)
+            reference, if_match=None if cached is None else frozenset({str(cached.digest)}),
+            if_none_match=frozenset({"*"}) if cached is None else None)
+        with contextlib.suppress(PreconditionFailed):
+            await manifests.put(repo, reference, media_type, data,
+                                condition=None if is_digest(reference) else condition,
+                                references_present=False)
+
+    def _absent_manifest(self, repo: str, reference: str) -> ManifestUnknown:
+        return ManifestUnknown(f"{repo}:{reference} is missing or not accessible at "
+                               f"{self.remote}", detail={"reference": reference})
 
     async def _cached(self, repo: str, reference: str) -> ManifestInfo | None:
         try:
@@ -104,55 +159,46 @@ class PullThrough:
 
     # ------------------------------------------------------------------ blobs
 
-    async def serve_blob(self, request: web.Request, repo: str,
-                         digest: Digest) -> web.StreamResponse | None:
-        """Answer a blob request the cache cannot: HEAD from the upstream's answer, GET by
-        streaming the upstream's bytes to the client while they are stored. None for a
-        ranged GET, once the whole blob is cached (the caller serves the range).
-        BlobUnknown when the upstream has no such blob."""
-        size = await self._upstream_size(repo, digest)
-        headers = {CONTENT_DIGEST_HEADER: str(digest), "Content-Type": "application/octet-stream",
-                   "Accept-Ranges": "bytes", "ETag": f'"{digest}"'}
-        if request.method == "HEAD":
-            return web.Response(headers={**headers, "Content-Length": str(size)})
-        if "Range" in request.headers:
-            await self.store.uploads.put(repo, digest, self._chunks(repo, digest))
-            return None
-        response = web.StreamResponse(headers=headers)
-        response.content_length = size
-        await response.prepare(request)
-
-        async def to_client_and_storage() -> AsyncIterator[bytes]:
-            async for chunk in self._chunks(repo, digest):
-                await response.write(chunk)
-                yield chunk
-
+    async def blob_size(self, repo: str, digest: Digest) -> int:
+        """The size of `repo`'s blob upstream (a HEAD). BlobUnknown when it has none there;
+        UpstreamUnavailable or TooManyRequests when the upstream cannot say."""
         try:
-            await self.store.uploads.put(repo, digest, to_client_and_storage())
-        except (ConnectionError, TransportError, RegistryError) as exc:
-            # The client has part of the body; cut the connection so it cannot take it whole.
-            log.warning("%s: blob %s of %s not cached: %s", self.remote, digest, repo, exc)
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
-        return response
-
-    async def _upstream_size(self, repo: str, digest: Digest) -> int:
-        try:
-            size = await self.upstream.blob_exists(repo, digest)
-        except (TransportError, RegistryError) as exc:
-            raise UpstreamUnavailable(f"{self.remote}: {exc}",
-                                      detail={"upstream": self.remote}) from None
-        if size is None or size < 0:
-            raise BlobUnknown(f"{self.remote} has no blob {digest} in {repo}",
-                              detail={"digest": str(digest)})
+            size = await self._ask(self.upstream.blob_exists(repo, digest))
+        except _REFUSED:
+            size = None
+        except _FAILED as exc:
+            raise self._unavailable(exc) from None
+        if size is None:
+            raise BlobUnknown(f"{repo}@{digest} is missing or not accessible at "
+                              f"{self.remote}", detail={"digest": str(digest)})
+        if size < 0:
+            raise UpstreamUnavailable(f"{self.remote}: no Content-Length for blob {digest}",
+                                      detail={"upstream": self.remote})
         return size
 
-    async def _chunks(self, repo: str, digest: Digest) -> AsyncIterator[bytes]:
-        async with self.upstream.open_blob(repo, digest) as stream:
-            async for chunk in stream.chunks:
-                yield chunk
+    @contextlib.asynccontextmanager
+    async def open_blob(self, repo: str, digest: Digest,
+                        size: int) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The upstream's bytes of the blob, opened (its answer checked) before the caller
+        sends anything. The stream raises DigestInvalid past `size` bytes and
+        StreamInterrupted when it ends short; the bytes are the caller's to verify."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                chunks = await self._ask(stack.enter_async_context(self.upstream.blob_body(
+                    repo, Descriptor("application/octet-stream", digest, size))))
+            except _ABSENT + _REFUSED:
+                raise BlobUnknown(detail={"digest": str(digest)}) from None
+            except _FAILED as exc:
+                raise self._unavailable(exc) from None
+            yield chunks
+
+    async def cache_blob(self, repo: str, digest: Digest, size: int) -> None:
+        """Fetch the whole blob into the cache (for a ranged GET)."""
+        async with self.open_blob(repo, digest, size) as chunks:
+            try:
+                await self.store.uploads.put(repo, digest, chunks)
+            except TransportError as exc:
+                raise self._unavailable(exc) from None
 
     # ------------------------------------------------------------------ tags
 
@@ -160,25 +206,29 @@ class PullThrough:
         """The upstream's tags of `repo`, in the spec's lexical order; None when it cannot
         answer (the cache's own are served). NameUnknown when it has no such repository."""
         try:
-            found = await self.upstream.tags(repo)
-        except _GONE:
-            raise NameUnknown(f"{self.remote} has no repository {repo}",
+            found = await self._ask(self.upstream.tags(repo))
+        except _ABSENT + _REFUSED:
+            raise NameUnknown(f"{repo} is missing or not accessible at {self.remote}",
                               detail={"name": repo}) from None
-        except (TransportError, RegistryError) as exc:
-            log.warning("%s: tags of %s served from the cache: %s", self.remote, repo, exc)
+        except _FAILED as exc:
+            log.warning("%s: tags of %s served from the cache: %s", self.remote, repo,
+                        str(exc) or "no answer in time")
             return None
         return sorted(set(found), key=lambda tag: (tag.lower(), tag))
 
 
-PROXY = web.AppKey("proxy", PullThrough)
+def read_only_refusal(request: web.Request) -> web.Response | None:
+    """A pull-through cache takes no pushes or deletes: 405 UNSUPPORTED naming the upstream
+    for anything but GET and HEAD; None for those."""
+    if request.method in ("GET", "HEAD"):
+        return None
+    remote = request.app[keys.PROXY].remote
+    return error_response(Unsupported(f"this registry is a pull-through cache of {remote}: "
+                                      "push there instead", detail={"upstream": remote}),
+                          headers={"Allow": "GET, HEAD"})
 
 
 @web.middleware
 async def read_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A pull-through cache takes no pushes or deletes: 405 UNSUPPORTED naming the upstream."""
-    if request.method in ("GET", "HEAD"):
-        return await handler(request)
-    remote = request.app[PROXY].remote
-    return error_response(Unsupported(f"this registry is a pull-through cache of {remote}: "
-                                      "push there instead", detail={"upstream": remote}),
-                          headers={"Allow": "GET, HEAD"})
+    """See read_only_refusal."""
+    return read_only_refusal(request) or await handler(request)

@@ -7,7 +7,6 @@ from aiohttp import web
 from registry.oci.api import tags_path
 from registry.server import keys
 from registry.server.params import MAX_PAGE, pagination, repo_name
-from registry.server.proxy import PROXY
 
 
 def next_link(url: str) -> str:
@@ -20,7 +19,7 @@ async def list_tags(request: web.Request) -> web.Response:
     name = repo_name(request)
     n, last = pagination(request)
     store = request.app[keys.STORE]
-    proxy = request.app.get(PROXY)
+    proxy = request.app.get(keys.PROXY)
     upstream = await proxy.tags(name) if proxy is not None else None
     if upstream is not None:  # a pull-through cache: the upstream's tags, paged here
         after = [t for t in upstream if last is None or (t.lower(), t) > (last.lower(), last)]

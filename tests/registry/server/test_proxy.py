@@ -129,12 +129,26 @@ async def test_a_cache_takes_no_pushes_or_deletes(pair: Pair) -> None:
     assert _get(f"{pair.cache.url}/v2/team/app/manifests/1", ACCEPT)[0] == 200
 
 
-def test_the_upstream_password_stays_out_of_the_log(pair: Pair) -> None:
-    assert _get(f"{pair.cache.url}/v2/")[0] == 200
+async def test_the_upstream_password_stays_out_of_logs_and_answers(pair: Pair,
+                                                                  tmp_path: Path) -> None:
+    manifest = await _push(pair.upstream, "team/app", "1", b"layer")
+    assert _get(f"{pair.cache.url}/v2/team/app/manifests/1", ACCEPT)[2] == manifest
+    (tmp_path / "wrong").mkdir()
+    wrong = start_strata_registry(tmp_path / "wrong", env={
+        "STRATA_REGISTRY_PROXY_REMOTE_URL": pair.upstream.url,
+        "STRATA_REGISTRY_PROXY_USERNAME": UPSTREAM_USER[0],
+        "STRATA_REGISTRY_PROXY_PASSWORD": "not-the-" + UPSTREAM_USER[1]})
+    try:
+        status, _, body = _get(f"{wrong.url}/v2/team/app/manifests/1", ACCEPT)
+    finally:
+        wrong.stop()
+    assert status == 404 and b"not accessible" in body  # refused upstream: never a 401
     pair.cache.stop()
-    text = pair.cache.log.read_text()
-    assert f"pull-through cache of {pair.upstream.url}" in text
-    assert UPSTREAM_USER[1] not in text
+    for log in (pair.cache.log, wrong.log):
+        text = log.read_text()
+        assert f"pull-through cache of {pair.upstream.url}" in text
+        assert UPSTREAM_USER[1] not in text
+    assert UPSTREAM_USER[1] not in body.decode()
 
 
 @pytest.mark.parametrize("env,message", [
