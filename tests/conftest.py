@@ -4,6 +4,7 @@
   /usr/bin/docker (docker.io); yields the environment to run the client with (DOCKER_HOST).
 - `busybox_rootfs_tar`: a deterministic rootfs tarball of Debian's static busybox with one
   symlink per applet, /tmp, /etc/passwd and /etc/group.
+- `pki`: a throwaway CA with a server certificate for 127.0.0.1 and a client certificate.
 Helpers (free_port, write_busybox_rootfs) live in tests/tooling.py, importable as `tooling`.
 """
 
@@ -16,12 +17,19 @@ from pathlib import Path
 
 import pytest
 from dockerd import private_dockerd
-from tooling import write_busybox_rootfs
+from tooling import LoopbackPki, write_busybox_rootfs, write_test_pki
 
 
 @pytest.fixture(scope="session")
 def busybox_rootfs_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs.tar")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> LoopbackPki:
+    base = tmp_path / "pki"
+    base.mkdir()
+    return write_test_pki(base)
 
 
 @pytest.fixture(scope="session")

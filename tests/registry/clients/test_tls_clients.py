@@ -9,15 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tooling import DOCKER_CLIENT, LoopbackPki, write_test_pki
+from tooling import DOCKER_CLIENT, LoopbackPki
 from transfer_registries import RunningRegistry, start_strata_registry
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> LoopbackPki:
-    base = tmp_path / "pki"
-    base.mkdir()
-    return write_test_pki(base)
 
 
 @pytest.fixture

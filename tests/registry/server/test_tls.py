@@ -16,18 +16,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tooling import LoopbackPki, write_test_pki
+from tooling import LoopbackPki
 from transfer_registries import RunningRegistry, start_strata_registry
 
 from registry.server.config import ConfigError, load_config
 from registry.server.params import DIRECT_BODY_MIN
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> LoopbackPki:
-    base = tmp_path / "pki"
-    base.mkdir()
-    return write_test_pki(base)
 
 
 @pytest.fixture
