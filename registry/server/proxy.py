@@ -37,6 +37,7 @@ from registry.oci.digest import is_digest
 from registry.oci.errors import (
     BlobUnknown,
     Denied,
+    ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
     PreconditionFailed,
@@ -142,10 +143,15 @@ class PullThrough:
         condition = WriteCondition(  # (a slower refresh must not move the tag back)
             reference, if_match=None if cached is None else frozenset({str(cached.digest)}),
             if_none_match=frozenset({"*"}) if cached is None else None)
-        with contextlib.suppress(PreconditionFailed):
+        try:
             await manifests.put(repo, reference, media_type, data,
                                 condition=None if is_digest(reference) else condition,
                                 references_present=False)
+        except PreconditionFailed:
+            pass  # another refresh stored it first
+        except ManifestInvalid as exc:  # (schema 1, say): nothing this registry can serve
+            raise UpstreamUnavailable(f"{self.remote}: {repo}:{reference} cannot be cached: "
+                                      f"{exc}", detail={"upstream": self.remote}) from None
 
     def _absent_manifest(self, repo: str, reference: str) -> ManifestUnknown:
         return ManifestUnknown(f"{repo}:{reference} is missing or not accessible at "

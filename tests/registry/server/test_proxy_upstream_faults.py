@@ -34,6 +34,8 @@ CONFIG = b'{"architecture":"amd64","os":"linux"}'
 IMAGE = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": {
     "mediaType": mt.OCI_CONFIG, "digest": _sha(CONFIG), "size": len(CONFIG)}, "layers": [
     {"mediaType": mt.OCI_LAYER_GZIP, "digest": _sha(GOOD), "size": len(GOOD)}]}).encode()
+SCHEMA1 = json.dumps({"schemaVersion": 1, "name": "schema1/app", "tag": "1",
+                      "fsLayers": [], "history": []}).encode()
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
     {"mediaType": mt.OCI_MANIFEST, "digest": _sha(IMAGE), "size": len(IMAGE),
      "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
@@ -75,6 +77,8 @@ class Upstream:
         if name == "slow" and self.hang.is_set():
             await self.release.wait()
         body, media_type = (INDEX, mt.OCI_INDEX) if name == "multi" else (IMAGE, mt.OCI_MANIFEST)
+        if name == "schema1":
+            body, media_type = SCHEMA1, "application/vnd.docker.distribution.manifest.v1+json"
         if ref not in ("1", _sha(body)) and not (name == "multi" and ref == _sha(IMAGE)):
             return web.json_response({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "x"}]},
                                      status=404)
@@ -179,7 +183,7 @@ async def test_tags_are_checked_with_heads_and_a_hanging_upstream_is_not_waited_
     assert time.monotonic() - started < 5
 
 
-async def test_refusals_and_limits_upstream_are_404_and_429(
+async def test_refusals_limits_and_uncacheable_manifests_upstream_are_404_429_and_502(
         setup: tuple[Upstream, RunningRegistry]) -> None:
     _, cache = setup
     status, body = await _get(cache, "/v2/refused/app/manifests/1")
@@ -188,6 +192,8 @@ async def test_refusals_and_limits_upstream_are_404_and_429(
     assert status == 404 and json.loads(body)["errors"][0]["code"] == "BLOB_UNKNOWN"
     status, body = await _get(cache, "/v2/limited/app/manifests/1")
     assert status == 429 and json.loads(body)["errors"][0]["code"] == "TOOMANYREQUESTS"
+    status, body = await _get(cache, "/v2/schema1/app/manifests/1")  # not the client's fault
+    assert status == 502 and b"cannot be cached" in body
 
 
 async def test_an_index_by_tag_gives_its_image_to_a_client_that_takes_no_index(
