@@ -130,8 +130,8 @@ class PullThrough:
         `reference`, from the cache's own copy of that digest if it has one."""
         manifests = self.store.manifests
         local = None if digest is None else await self._cached(repo, digest)
-        if local is not None:
-            media_type, data = local.media_type, (await manifests.get(repo, digest or "")).data
+        if digest is not None and local is not None:
+            media_type, data = local.media_type, (await manifests.get(repo, digest)).data
         else:
             try:
                 desc, data = await self._ask(self.upstream.resolve(repo, digest or reference))
@@ -203,7 +203,7 @@ class PullThrough:
         async with self.open_blob(repo, digest, size) as chunks:
             try:
                 await self.store.uploads.put(repo, digest, chunks)
-            except TransportError as exc:
+            except RegistryError as exc:  # (cut short, too long, or not its digest)
                 raise self._unavailable(exc) from None
 
     # ------------------------------------------------------------------ tags

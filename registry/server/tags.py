@@ -37,6 +37,7 @@ async def list_tags(request: web.Request) -> web.Response:
 
 
 def _page(name: str, tags: list[str], n: int | None) -> web.Response:
+    """The first `n` (MAX_PAGE without it) of `tags`, with a Link when more remain."""
     limit = MAX_PAGE if n is None else n
     headers = {}
     if len(tags) > limit:

@@ -148,6 +148,14 @@ async def test_bad_upstream_bytes_never_reach_the_client_whole_nor_the_cache(
         assert upstream.seen[("GET", path)] == attempt  # nothing was cached
 
 
+async def test_a_ranged_get_of_bad_upstream_bytes_is_502(
+        setup: tuple[Upstream, RunningRegistry]) -> None:
+    _, cache = setup
+    status, body = await _get(cache, f"/v2/wrong/app/blobs/{_sha(GOOD)}",
+                              {"Range": "bytes=0-99"})
+    assert status == 502 and json.loads(body)["errors"][0]["code"] == "UNKNOWN"
+
+
 async def test_a_good_blob_is_cached_once(setup: tuple[Upstream, RunningRegistry]) -> None:
     upstream, cache = setup
     path = f"/v2/good/app/blobs/{_sha(GOOD)}"
