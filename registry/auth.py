@@ -48,8 +48,10 @@ class Authenticator(Protocol):
 class HtpasswdInvalid(ValueError):
     """An htpasswd file that cannot be used; the message names path (and line)."""
 
+
 BCRYPT_HASH = re.compile(rb"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 """A bcrypt hash as htpasswd -B writes it: `$2y$`, two cost digits, `$`, salt and hash."""
+MAX_COST = 17  # what htpasswd -B -C takes; each step doubles a check (17: seconds)
 BCRYPT_MAX_PASSWORD = 72  # bytes bcrypt reads; Go's bcrypt and Apache's htpasswd stop there
 MAX_REMEMBERED = 4096  # checked passwords kept; past it the memory starts over
 MAX_PENDING_CHECKS = 64  # bcrypt checks waiting for a thread, per worker process
@@ -78,14 +80,15 @@ def file_version(path: Path) -> tuple[int, int, int, int]:
 
 def load_htpasswd(path: Path) -> Htpasswd:
     """Parse `path` (`user:hash` lines; blank lines and `#` comments are skipped).
-    HtpasswdInvalid naming path:line for an entry that is no bcrypt hash, as distribution takes
-    no other (htpasswd -B makes them), and for a file with no users."""
+    HtpasswdInvalid naming path:line for an entry that is no bcrypt hash, as distribution
+    takes no other (htpasswd -B makes them), and for a file with no users."""
     try:
         with open(path, "rb") as fh:
             version = _version(os.fstat(fh.fileno()))
             data = fh.read()
     except OSError as exc:
-        raise HtpasswdInvalid(f"auth_htpasswd {path}: cannot read it: {exc.strerror}") from None
+        raise HtpasswdInvalid(f"auth_htpasswd {path}: cannot read it: "
+                              f"{exc.strerror}") from None
     users: dict[str, bytes] = {}
     max_cost = 4
     for number, raw in enumerate(data.splitlines(), 1):
@@ -97,9 +100,10 @@ def load_htpasswd(path: Path) -> Htpasswd:
         if not sep or not user:
             raise HtpasswdInvalid(f"{where}: expected USER:BCRYPT-HASH")
         match = BCRYPT_HASH.fullmatch(hashed)
-        if match is None or not 4 <= int(match[1]) <= 31:
-            raise HtpasswdInvalid(f"{where}: the password of {user.decode(errors='replace')!r} "
-                              "is not a bcrypt hash (make it with htpasswd -B)")
+        if match is None or not 4 <= int(match[1]) <= MAX_COST:
+            raise HtpasswdInvalid(f"{where}: the password of "
+                                  f"{user.decode(errors='replace')!r} is not a bcrypt hash "
+                                  "(make it with htpasswd -B)")
         users[user.decode("utf-8", "surrogateescape")] = hashed
         max_cost = max(max_cost, int(match[1]))
     if not users:
@@ -122,6 +126,7 @@ class BasicAuth:
         self._reported: object = None  # the unusable file version (or problem) last logged
 
     def close(self) -> None:
+        """Stop the bcrypt threads (checks still queued are dropped)."""
         self._bcrypt.shutdown(wait=False, cancel_futures=True)
 
     async def user(self, authorization: str | None) -> str | None:

@@ -125,7 +125,6 @@ class BlobStream:
 
     offset: int
     chunks: AsyncIterator[bytes]
-    length: int | None = None  # the response's Content-Length, when it has one
 
 
 @contextlib.contextmanager
@@ -444,7 +443,7 @@ class RegistryClient:
                             f"{self.registry}: blob {digest}: the stream ended after "
                             f"{start + received} bytes", received=received) from None
 
-            yield BlobStream(start, chunks(), resp.content_length)
+            yield BlobStream(start, chunks())
 
     @contextlib.asynccontextmanager
     async def blob_body(self, repository: str, desc: Descriptor,
