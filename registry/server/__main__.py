@@ -57,7 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"strata-registry {registry_version()}"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the registry HTTP server")
+    serve = sub.add_parser(
+        "serve", help="run the registry HTTP server",
+        description="Serve the OCI distribution API (and docker search) from --root until "
+                    "SIGTERM or SIGINT. Every option below can be set in the TOML file, as "
+                    "STRATA_REGISTRY_<NAME>, or (some) as a flag; flags win, then the "
+                    "environment, then the file. https, Basic auth and the pull-through "
+                    "cache mode are options (tls_*, auth_*, proxy_*).",
+        epilog=_config_options(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(serve)
     serve.add_argument("--addr", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port")
@@ -81,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="report what would be removed; remove nothing")
     gc.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return parser
+
+
+def _config_options() -> str:
+    """The option table of registry/server/config.py's module doc."""
+    import registry.server.config as config_module
+
+    doc = config_module.__doc__ or ""
+    return "options (TOML key, default, meaning):\n" + doc.split("\n\n", 2)[2].rstrip()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

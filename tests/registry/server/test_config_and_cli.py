@@ -545,3 +545,17 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit() -> None:
             "assert raise_open_file_limit() == 300; "
             "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 300")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_serve_help_lists_every_option() -> None:
+    """`serve --help` carries the option table (config.py's doc): none may go missing."""
+    import dataclasses
+
+    from registry.server.config import RegistryConfig
+
+    out = subprocess.run([sys.executable, "-m", "registry.server", "serve", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for option in dataclasses.fields(RegistryConfig):
+        assert f"\n    {option.name} " in out.stdout, option.name
+    assert "STRATA_REGISTRY_<NAME>" in out.stdout
