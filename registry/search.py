@@ -315,6 +315,7 @@ class SearchIndex:
         except RegistryError:
             return None
         facts = ManifestFacts({}, {})
+        complete = True  # (a pull-through cache may not hold a child or a config yet)
         if manifest.annotations:
             _merge_into(facts.annotations, manifest.annotations.items())
         if isinstance(manifest, ImageIndex) and manifest.manifests:
@@ -322,15 +323,22 @@ class SearchIndex:
                 stored = await self._store.manifests.get(repo, str(manifest.manifests[0].digest))
                 manifest = await parse_manifest_off_loop(stored.data)
             except RegistryError:
-                pass
+                complete = False
         if isinstance(manifest, ImageManifest) and manifest.config.media_type in mt.CONFIGS:
-            _merge_into(facts.labels, await self._config_labels(repo, manifest.config.digest))
-        self._facts.put(digest, facts)
+            labels = await self._config_labels(repo, manifest.config.digest)
+            complete = complete and labels is not None
+            _merge_into(facts.labels, labels or [])
+        if complete:
+            self._facts.put(digest, facts)
         return facts
 
-    async def _config_labels(self, repo: str, digest: Digest) -> list[tuple[str, str]]:
+    async def _config_labels(self, repo: str, digest: Digest) -> list[tuple[str, str]] | None:
+        """The config's labels; None when the repository does not hold the config (yet)."""
         try:
             info = await self._store.blobs.stat(repo, digest)
+        except RegistryError:
+            return None
+        try:
             if info.size > MAX_CONFIG_BYTES:
                 return []
             chunks = []

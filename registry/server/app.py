@@ -65,6 +65,11 @@ async def api_base(request: web.Request) -> web.Response:
     return web.json_response({}, headers={API_VERSION_HEADER: API_VERSION})
 
 
+REFUSED_CLOSE_SECONDS = 0.5
+"""How long a connection whose Expect: 100-continue request was refused stays open after the
+answer, reading what the client may send anyway."""
+
+
 async def expect_continue(request: web.Request) -> web.Response | None:
     """`Expect: 100-continue` on HTTP/1.1 gets its interim answer (RFC 9110 §10.1.1), as
     aiohttp's own handler gives it; any other expectation is 417. aiohttp's handler put the
@@ -77,13 +82,17 @@ async def expect_continue(request: web.Request) -> web.Response | None:
     if refused is None and PROXY in request.app:
         refused = read_only_refusal(request)
     if refused is not None:
-        # The body will not come: answer, then close rather than wait for it (aiohttp
-        # would linger up to 10 s, taking the next request's bytes for the body), as Go's
-        # net/http does.
+        # The body should not come: answer, end our side, and close half a second later,
+        # as Go's net/http does, rather than linger up to 10 s for a body (taking the next
+        # request's bytes for it). A client that sends its body anyway still reads the
+        # answer: closing at once with its bytes unread would reset the connection.
         refused.force_close()
         await refused.prepare(request)
         await refused.write_eof()
-        request.protocol.force_close()
+        transport = request.transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(REFUSED_CLOSE_SECONDS, request.protocol.force_close)
         return refused
     if request.headers.get("Expect", "").strip().lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -3,7 +3,7 @@
 Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case name):
 
     addr                 "127.0.0.1:5000"  host:port to listen on
-    root                 "./registry-data" storage root (blobs, uploads, metadata.db)
+    root                 "registry-data"   storage root (blobs, uploads, metadata.db)
     workers              1                 processes sharing the port via SO_REUSEPORT
     delete_enabled       false             allow blob and manifest DELETE (else 405 UNSUPPORTED)
     log_format           "text"            access/app log format: "text" or "json"
@@ -39,6 +39,7 @@ Every option (TOML key = field name; env var = STRATA_REGISTRY_ + upper-case nam
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import urllib.parse
@@ -135,9 +136,12 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         try:
-            return kind(value)
+            number = kind(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return number
     if kind is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{name}: expected a path, got {value!r}")
@@ -147,6 +151,17 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
     return None if name in _OPTIONAL and not value else value
+
+
+def _registry_url(url: str) -> bool:
+    """`url` is http[s]://HOST[:PORT] and nothing more."""
+    split = urllib.parse.urlsplit(url)
+    try:
+        port_ok = split.port is None or split.port > 0
+    except ValueError:  # a port that is no number, or over 65535
+        return False
+    return (port_ok and split.scheme in ("http", "https") and bool(split.hostname)
+            and not (split.path.strip("/") or split.query or split.fragment or split.username))
 
 
 def _validated(config: RegistryConfig) -> RegistryConfig:
@@ -170,13 +185,10 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("tls_certificate and tls_key go together: set both or neither")
     if config.tls_client_ca is not None and config.tls_certificate is None:
         raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
-    if config.proxy_remote_url is not None:
-        split = urllib.parse.urlsplit(config.proxy_remote_url)
-        if (split.scheme not in ("http", "https") or not split.hostname
-                or split.path.strip("/") or split.query or split.fragment or split.username):
-            raise ConfigError("proxy_remote_url must be http://HOST[:PORT] or "
-                              "https://HOST[:PORT] (credentials go in proxy_username and "
-                              f"proxy_password), not {config.proxy_remote_url!r}")
+    if config.proxy_remote_url is not None and not _registry_url(config.proxy_remote_url):
+        raise ConfigError("proxy_remote_url must be http://HOST[:PORT] or https://HOST[:PORT] "
+                          "(credentials go in proxy_username and proxy_password), not "
+                          f"{config.proxy_remote_url!r}")
     if config.proxy_timeout_seconds <= 0:
         raise ConfigError("proxy_timeout_seconds must be positive")
     if (config.proxy_username is None) != (config.proxy_password is None):

@@ -12,8 +12,12 @@ it (a CI mirror of Docker Hub, say).
   client while it is written to storage and verified like any upload (blobs.py).
 - Manifests are stored before the blobs they name (those come when pulled), so their
   reference check is off (`references_present=False`).
-- Tag lists come from the upstream (the cache's own when it cannot answer); the catalog,
-  referrers and search are the cache's own. Pushes and deletes are refused (405 UNSUPPORTED).
+- A manifest's config (an index's first image and its config) is fetched before the
+  manifest is stored, so the search index sees its labels.
+- Tag lists and referrers come from the upstream (the cache's own when it cannot answer;
+  an upstream without the referrers API is a 404, which sends clients to the tag scheme);
+  the catalog and search are the cache's own. Pushes and deletes are refused (405
+  UNSUPPORTED).
 
 Upstream failures map to what a client can act on: the upstream's "no such thing", and a
 401 or 403 (Docker Hub's answer for a repository that does not exist), are 404s; its 429 is
@@ -32,7 +36,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from registry.client import RegistryClient, TransportError
-from registry.oci import Descriptor, Digest
+from registry.oci import Descriptor, Digest, ImageIndex, ImageManifest
+from registry.oci import mediatypes as mt
 from registry.oci.digest import is_digest
 from registry.oci.errors import (
     BlobUnknown,
@@ -47,6 +52,8 @@ from registry.oci.errors import (
     Unsupported,
     UpstreamUnavailable,
 )
+from registry.oci.manifest import parse_manifest_off_loop
+from registry.search import MAX_CONFIG_BYTES
 from registry.server import keys
 from registry.server.config import RegistryConfig
 from registry.server.errors import Handler, error_response
@@ -140,6 +147,7 @@ class PullThrough:
             except _FAILED as exc:
                 raise self._unavailable(exc) from None
             media_type = desc.media_type
+            await self._prefetch(repo, data, media_type)
         condition = WriteCondition(  # (a slower refresh must not move the tag back)
             reference, if_match=None if cached is None else frozenset({str(cached.digest)}),
             if_none_match=frozenset({"*"}) if cached is None else None)
@@ -152,6 +160,23 @@ class PullThrough:
         except ManifestInvalid as exc:  # (schema 1, say): nothing this registry can serve
             raise UpstreamUnavailable(f"{self.remote}: {repo}:{reference} cannot be cached: "
                                       f"{exc}", detail={"upstream": self.remote}) from None
+
+    async def _prefetch(self, repo: str, data: bytes, media_type: str) -> None:
+        """Fetch what the search index reads of a manifest before storing it (its config; an
+        index's first image and its config), so that the document made when it is stored
+        carries labels. A failure only costs the labels (logged)."""
+        try:
+            manifest = await parse_manifest_off_loop(data, media_type)
+            if isinstance(manifest, ImageIndex) and manifest.manifests:
+                await self.refresh_manifest(repo, str(manifest.manifests[0].digest))
+            elif (isinstance(manifest, ImageManifest)
+                    and manifest.config.media_type in mt.CONFIGS
+                    and manifest.config.size <= MAX_CONFIG_BYTES
+                    and await self.store.blobs.mount(repo, manifest.config.digest, None) is None):
+                await self.cache_blob(repo, manifest.config.digest, manifest.config.size)
+        except RegistryError as exc:
+            log.warning("%s: %s: config not cached ahead (search labels wait): %s",
+                        self.remote, repo, exc)
 
     def _absent_manifest(self, repo: str, reference: str) -> ManifestUnknown:
         return ManifestUnknown(f"{repo}:{reference} is missing or not accessible at "
@@ -205,6 +230,23 @@ class PullThrough:
                 await self.store.uploads.put(repo, digest, chunks)
             except RegistryError as exc:  # (cut short, too long, or not its digest)
                 raise self._unavailable(exc) from None
+
+    # ------------------------------------------------------------------ referrers
+
+    async def referrers(self, repo: str, subject: Digest,
+                        artifact_type: str | None) -> list[Descriptor] | None:
+        """The upstream's referrers of `subject` (all pages); None when it cannot answer (the
+        cache's own are served). NameUnknown when it has no referrers API or no such
+        repository: a 404 sends clients to the tag scheme, which the cache serves."""
+        try:
+            return await self._ask(self.upstream.referrers(repo, subject, artifact_type))
+        except _ABSENT + _REFUSED:
+            raise NameUnknown(f"{self.remote} lists no referrers of {repo}",
+                              detail={"name": repo}) from None
+        except _FAILED as exc:
+            log.warning("%s: referrers in %s served from the cache: %s", self.remote, repo,
+                        str(exc) or "no answer in time")
+            return None
 
     # ------------------------------------------------------------------ tags
 

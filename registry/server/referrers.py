@@ -24,17 +24,26 @@ the server build and hold for a client that reads slowly."""
 async def list_referrers(request: web.Request) -> web.Response:
     """200 always (an empty index for an unknown subject or repository), spec v1.1. Pages of
     at most PAGE_COUNT descriptors and PAGE_BYTES, in digest order; a `Link: <...?last=D>;
-    rel="next"` header names the next one, as the spec allows."""
+    rel="next"` header names the next one, as the spec allows. A pull-through cache answers
+    with the upstream's list in one page (404 where the upstream has no referrers API)."""
     name = repo_name(request)
     subject = parse_digest(request.match_info["digest"])
     artifact_type = request.query.get("artifactType") or None
     last = request.query.get("last")
     after = None if last is None else parse_digest(last, "last")
-    try:
-        page = await request.app[keys.STORE].manifests.referrers(
-            name, subject, artifact_type, after, PAGE_COUNT, PAGE_BYTES)
-    except NameUnknown:
-        page = ReferrersPage([])
+    proxy = request.app.get(keys.PROXY)
+    upstream = None
+    if proxy is not None and after is None:  # a pull-through cache: the upstream's, one page
+        upstream = await proxy.referrers(name, subject, artifact_type)
+    if upstream is not None:
+        page = ReferrersPage([d for d in upstream
+                              if artifact_type is None or d.artifact_type == artifact_type])
+    else:
+        try:
+            page = await request.app[keys.STORE].manifests.referrers(
+                name, subject, artifact_type, after, PAGE_COUNT, PAGE_BYTES)
+        except NameUnknown:
+            page = ReferrersPage([])
     body = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_INDEX,

@@ -101,6 +101,24 @@ async def test_a_refused_request_gets_its_401_instead_of_100_continue(
     assert (await answer(_basic("alice", "s3cret")))[0] == b"HTTP/1.1 100 Continue\r\n"
 
 
+async def test_a_client_that_sends_its_body_despite_expect_still_reads_the_401(
+        make_reg, htpasswd: Path) -> None:
+    """The connection ends our side at once, but reads for a moment before it closes:
+    closing with the body unread would reset it, and the reset can destroy the answer."""
+    reg = await make_reg(auth_htpasswd=htpasswd)
+    body = os.urandom(4 << 20)
+    reader, writer = await asyncio.open_connection(reg.server.host, reg.server.port)
+    try:
+        writer.write(f"PATCH /v2/a/blobs/uploads/0123 HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+                     .encode() + body)
+        await asyncio.wait_for(writer.drain(), 10)  # (no reset while sending)
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+
+
 async def test_a_password_is_checked_with_bcrypt_once(make_reg, htpasswd: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     reg = await make_reg(auth_htpasswd=htpasswd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,9 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from transfer_registries import RunningRegistry, _push_image, start_strata_registry
+from transfer_registries import (
+    RunningRegistry,
+    _desc,
+    _push_image,
+    _reader,
+    start_docker_registry,
+    start_strata_registry,
+)
 
 from registry.client import RegistryClient
+from registry.oci import canonical_bytes
 from registry.oci import mediatypes as mt
 from registry.server.config import ConfigError, load_config
 
@@ -116,6 +125,55 @@ async def test_a_moved_tag_is_followed_and_unknown_things_are_404(pair: Pair) ->
     assert json.loads(body)["tags"] == ["v2"] and "Link" not in headers
 
 
+async def test_labels_are_searchable_and_referrers_come_from_the_upstream(
+        pair: Pair, tmp_path: Path) -> None:
+    config = canonical_bytes({"architecture": "amd64", "os": "linux", "config": {"Labels": {
+        "org.opencontainers.image.description": "a relational database"}},
+        "rootfs": {"type": "layers", "diff_ids": []}})
+    layer, empty = b"db layer", mt.EMPTY_JSON
+    async with RegistryClient(pair.upstream.host,
+                              credentials=lambda _r: UPSTREAM_USER) as client:
+        for data, media_type in ((config, mt.OCI_CONFIG), (layer, mt.OCI_LAYER_GZIP),
+                                 (empty, mt.OCI_EMPTY)):
+            await client.push_blob("team/db", _desc(data, media_type), _reader(data))
+        image = canonical_bytes({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                                 "config": _desc(config, mt.OCI_CONFIG).to_json(),
+                                 "layers": [_desc(layer, mt.OCI_LAYER_GZIP).to_json()]})
+        await client.put_manifest("team/db", "16", mt.OCI_MANIFEST, image)
+        signature = canonical_bytes({
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "artifactType": "application/vnd.example.signature",
+            "config": _desc(empty, mt.OCI_EMPTY).to_json(),
+            "layers": [_desc(empty, mt.OCI_EMPTY).to_json()],
+            "subject": _desc(image, mt.OCI_MANIFEST).to_json()})
+        await client.put_manifest("team/db", _sha(signature), mt.OCI_MANIFEST, signature)
+    base = f"{pair.cache.url}/v2/team/db"
+    assert _get(f"{base}/manifests/16", ACCEPT)[2] == image  # (its config comes along)
+    for _ in range(50):  # (the index is updated in the background)
+        found = json.loads(_get(f"{pair.cache.url}/v1/search?q=relational")[2])
+        if found["num_results"]:
+            break
+        time.sleep(0.1)
+    assert [r["name"] for r in found["results"]] == ["team/db"]
+    status, _, body = _get(f"{base}/referrers/{_sha(image)}")
+    assert status == 200
+    assert [m["digest"] for m in json.loads(body)["manifests"]] == [_sha(signature)]
+    status, _, body = _get(f"{base}/referrers/{_sha(image)}?artifactType=other/type")
+    assert json.loads(body)["manifests"] == []
+
+    # distribution 2.8 has no referrers API: the cache says so (404), and clients fall back
+    (tmp_path / "old").mkdir()
+    (tmp_path / "oldcache").mkdir()
+    old = start_docker_registry(tmp_path / "old")
+    cache = start_strata_registry(tmp_path / "oldcache",
+                                  env={"STRATA_REGISTRY_PROXY_REMOTE_URL": old.url})
+    try:
+        assert _get(f"{cache.url}/v2/team/db/referrers/{_sha(image)}")[0] == 404
+    finally:
+        cache.stop()
+        old.stop()
+
+
 async def test_a_cache_takes_no_pushes_or_deletes(pair: Pair) -> None:
     manifest = await _push(pair.upstream, "team/app", "1", b"layer")
     _get(f"{pair.cache.url}/v2/team/app/manifests/1", ACCEPT)
@@ -155,6 +213,10 @@ async def test_the_upstream_password_stays_out_of_logs_and_answers(pair: Pair,
     ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "ftp://x"}, "proxy_remote_url must be"),
     ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://u:p@hub"}, "proxy_remote_url must be"),
     ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub/v2"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub:abc"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub:99999"}, "proxy_remote_url must be"),
+    ({"STRATA_REGISTRY_PROXY_TIMEOUT_SECONDS": "nan"}, "finite number"),
+    ({"STRATA_REGISTRY_IDLE_TIMEOUT_SECONDS": "inf"}, "finite number"),
     ({"STRATA_REGISTRY_PROXY_REMOTE_URL": "https://hub",
       "STRATA_REGISTRY_PROXY_USERNAME": "u"}, "go together"),
     ({"STRATA_REGISTRY_PROXY_USERNAME": "u", "STRATA_REGISTRY_PROXY_PASSWORD": "p"},
