@@ -238,31 +238,29 @@ class PullThrough:
         """The upstream's referrers of `subject` (all pages); None when it cannot answer (the
         cache's own are served). NameUnknown when it has no referrers API or no such
         repository: a 404 sends clients to the tag scheme, which the cache serves."""
-        try:
-            return await self._ask(self.upstream.referrers(repo, subject, artifact_type))
-        except _ABSENT + _REFUSED:
-            raise NameUnknown(f"{self.remote} lists no referrers of {repo}",
-                              detail={"name": repo}) from None
-        except _FAILED as exc:
-            log.warning("%s: referrers in %s served from the cache: %s", self.remote, repo,
-                        str(exc) or "no answer in time")
-            return None
+        return await self._listing(self.upstream.referrers(repo, subject, artifact_type), repo,
+                                   "referrers", f"{self.remote} lists no referrers of {repo}")
 
     # ------------------------------------------------------------------ tags
 
     async def tags(self, repo: str) -> list[str] | None:
         """The upstream's tags of `repo`, in the spec's lexical order; None when it cannot
         answer (the cache's own are served). NameUnknown when it has no such repository."""
+        found = await self._listing(self.upstream.tags(repo), repo, "tags",
+                                    f"{repo} is missing or not accessible at {self.remote}")
+        return None if found is None else sorted(set(found), key=lambda t: (t.lower(), t))
+
+    async def _listing(self, call: Awaitable[T], repo: str, what: str, absent: str) -> T | None:
+        """The upstream's answer to `call`; None (logged) when it cannot answer, so that the
+        cache's own list is served; NameUnknown(`absent`) for its 404, 401 or 403."""
         try:
-            found = await self._ask(self.upstream.tags(repo))
+            return await self._ask(call)
         except _ABSENT + _REFUSED:
-            raise NameUnknown(f"{repo} is missing or not accessible at {self.remote}",
-                              detail={"name": repo}) from None
+            raise NameUnknown(absent, detail={"name": repo}) from None
         except _FAILED as exc:
-            log.warning("%s: tags of %s served from the cache: %s", self.remote, repo,
+            log.warning("%s: %s of %s served from the cache: %s", self.remote, what, repo,
                         str(exc) or "no answer in time")
             return None
-        return sorted(set(found), key=lambda tag: (tag.lower(), tag))
 
 
 def read_only_refusal(request: web.Request) -> web.Response | None:
