@@ -1,7 +1,10 @@
 """Pull and push: the one builder module that runs asyncio (it drives registry.client).
 
 Pull: resolve the reference (OCI and Docker manifest/index types), pick the platform from an
-index, then download config and layers in parallel (a semaphore, default 4). Blobs already in
+index, then download config and layers in parallel (a semaphore, default 4). A Docker Hub
+image is asked of the mirrors in $STRATA_REGISTRY_MIRRORS first, in order, as docker's
+`registry-mirrors` (a strata-registry pull-through cache, say); any failure of a mirror
+falls through to the next source, Docker Hub last. Blobs already in
 the store are skipped. Each download lands in `<root>/ingest/pull-<alg>-<hex>/data` (a
 resumable writer of builder.content, flock-held while it runs), is hashed while it is written
 and renamed into `blobs/` only after size and digest match, so nothing half-written is ever
@@ -22,8 +25,11 @@ builder.remotecache uses for its own pushes and manifest look-ups.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import sys
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,24 +66,48 @@ from registry.oci import (
     parse_reference,
 )
 from registry.oci import errors as oci_errors
+from registry.oci.reference import DOCKER_HUB
 
 DEFAULT_CONCURRENCY = 4
 DOWNLOAD_ATTEMPTS = 4
 T = TypeVar("T")
 
 
+MIRRORS_ENV = "STRATA_REGISTRY_MIRRORS"
+
+
+def mirrors_from_env() -> tuple[str, ...]:
+    """Docker Hub mirrors from $STRATA_REGISTRY_MIRRORS: http[s]://HOST[:PORT] URLs separated
+    by commas or spaces, tried in order. InvalidArgument naming the variable for a bad one."""
+    mirrors = tuple(m.rstrip("/") for m in re.split(r"[,\s]+", os.environ.get(MIRRORS_ENV, ""))
+                    if m)
+    for mirror in mirrors:
+        split = urllib.parse.urlsplit(mirror)
+        if split.scheme not in ("http", "https") or not split.hostname or split.path:
+            raise InvalidArgument(f"{MIRRORS_ENV}: {mirror!r} is no http[s]://HOST[:PORT] URL")
+    return mirrors
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteOptions:
-    """How to reach registries: plain-http hosts, an extra CA, credentials, parallelism."""
+    """How to reach registries: plain-http hosts, an extra CA, credentials, parallelism, and
+    the Docker Hub mirrors to try first."""
 
     insecure: tuple[str, ...] = ()
     ca_cert: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: CredentialLookup | None = field(default=credentials.lookup)
+    mirrors: tuple[str, ...] = field(default_factory=mirrors_from_env)
 
     def client(self, registry: str) -> RegistryClient:
         return RegistryClient(registry, credentials=self.credentials,
                               insecure=self.insecure, ca_cert=self.ca_cert)
+
+    def mirror_client(self, mirror: str) -> RegistryClient:
+        """A client of one of `mirrors` (a URL: its scheme is kept)."""
+        split = urllib.parse.urlsplit(mirror)
+        return RegistryClient(split.netloc, credentials=self.credentials, ca_cert=self.ca_cert,
+                              scheme=split.scheme)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -309,10 +339,26 @@ class PullResult:
     bytes_downloaded: int
 
 
+async def _pull_from_sources(store: ImageStore, ref: Reference, wanted: Platform | None,
+                             options: RemoteOptions, progress: TransferProgress) -> PullResult:
+    """`_pull_blobs` from the first Docker Hub mirror that can give the image, else from the
+    reference's own registry."""
+    if ref.registry == DOCKER_HUB:
+        for mirror in options.mirrors:
+            try:
+                return await _pull_blobs(store, ref, wanted, options, progress,
+                                         options.mirror_client(mirror))
+            except RegistryError as exc:
+                progress.note(f"mirror {mirror}: {exc}; trying the next source")
+    return await _pull_blobs(store, ref, wanted, options, progress)
+
+
 async def _pull_blobs(store: ImageStore, ref: Reference, wanted: Platform | None,
-                      options: RemoteOptions, progress: TransferProgress) -> PullResult:
+                      options: RemoteOptions, progress: TransferProgress,
+                      source: RegistryClient | None = None) -> PullResult:
+    """Pull from `source` (a mirror), else from the reference's registry."""
     assert ref.registry is not None
-    async with options.client(ref.registry) as client:
+    async with source or options.client(ref.registry) as client:
         desc, data = await client.resolve(ref.repository, ref.reference)
         manifest = parse_manifest(data, desc.media_type)
         if isinstance(manifest, ImageIndex):
@@ -377,7 +423,7 @@ def pull(store: ImageStore, ref: str, platform: Platform | str | None = None, *,
     wanted = Platform.parse(platform) if isinstance(platform, str) else platform
     assert parsed.registry is not None
     with store.gc_guard():
-        result = run_client(_pull_blobs(store, parsed, wanted, options, view))
+        result = run_client(_pull_from_sources(store, parsed, wanted, options, view))
         names = [f"{parsed.name}:{parsed.tag}"] if parsed.tag and parsed.digest is None else []
         image = store.add_image(result.manifest.digest, [normalize_name(n) for n in names],
                                 result.manifest.media_type)
