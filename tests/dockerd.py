@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,8 +31,10 @@ def unmount_under(base: Path) -> None:
 
 
 @contextmanager
-def private_dockerd(base: Path, timeout: float = 60.0) -> Iterator[dict[str, str]]:
-    """Run dockerd with all its state under the existing directory `base`.
+def private_dockerd(base: Path, timeout: float = 60.0,
+                    extra_args: Sequence[str] = ()) -> Iterator[dict[str, str]]:
+    """Run dockerd with all its state under the existing directory `base` (and `extra_args`,
+    e.g. `--registry-mirror URL`).
 
     Yields a copy of os.environ with DOCKER_HOST pointing at the daemon's socket; run
     /usr/bin/docker with it. Raises DockerdStartError if the daemon is not up within `timeout`
@@ -46,7 +48,7 @@ def private_dockerd(base: Path, timeout: float = 60.0) -> Iterator[dict[str, str
             ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
              "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
              "--pidfile", str(base / "docker.pid"), "--host", f"unix://{sock}",
-             "--storage-driver", "overlay2"],
+             "--storage-driver", "overlay2", *extra_args],
             stdout=log, stderr=subprocess.STDOUT,
         )
         env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}

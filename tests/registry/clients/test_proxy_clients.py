@@ -1,12 +1,16 @@
 """Real clients pulling through strata-registry as a pull-through cache of docker-registry
 (CNCF distribution): docker pull, podman pull, skopeo inspect; the image then comes from the
-cache with the upstream stopped."""
+cache with the upstream stopped. And the cache as a dockerd `--registry-mirror`: `docker pull
+busybox` (a Docker Hub name) is served by it, with no Docker Hub in reach."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
+from dockerd import private_dockerd
 from tooling import DOCKER_CLIENT
 from transfer_registries import start_docker_registry, start_strata_registry
 
@@ -52,3 +56,25 @@ def test_docker_podman_and_skopeo_pull_through_the_cache(run, tmp_path: Path, do
     finally:
         cache.stop()
         upstream.stop()
+
+
+def test_the_cache_as_a_docker_registry_mirror(run, tmp_path: Path, busybox_tar) -> None:
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "cache").mkdir()
+    hub = start_docker_registry(tmp_path / "hub")  # stands in for Docker Hub
+    cache = start_strata_registry(tmp_path / "cache",
+                                  env={"STRATA_REGISTRY_PROXY_REMOTE_URL": hub.url})
+    base = Path(tempfile.mkdtemp(prefix="strata-mirror-dockerd-"))
+    try:
+        run("skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
+            f"tarball:{busybox_tar}", f"docker://{hub.host}/library/busybox:stable")
+        with private_dockerd(base, extra_args=["--registry-mirror", cache.url]) as env:
+            pulled = run(DOCKER_CLIENT, "pull", "busybox:stable", env=env, timeout=180).stdout
+            assert "docker.io/library/busybox:stable" in pulled
+            run(DOCKER_CLIENT, "image", "inspect", "busybox:stable", env=env)
+        assert any(path == "/v2/library/busybox/manifests/stable" and status == 200
+                   for _, path, status in cache.requests())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        cache.stop()
+        hub.stop()
