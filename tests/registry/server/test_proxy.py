@@ -38,12 +38,13 @@ class Pair:
     cache: RunningRegistry
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    """An upstream with Basic auth, and a cache of it with 1 and with 2 worker processes."""
     (tmp_path / "upstream").mkdir()
     (tmp_path / "cache").mkdir()
     upstream = start_strata_registry(tmp_path / "upstream", htpasswd=UPSTREAM_USER)
-    cache = start_strata_registry(tmp_path / "cache", env={
+    cache = start_strata_registry(tmp_path / "cache", workers=request.param, env={
         "STRATA_REGISTRY_PROXY_REMOTE_URL": upstream.url,
         "STRATA_REGISTRY_PROXY_USERNAME": UPSTREAM_USER[0],
         "STRATA_REGISTRY_PROXY_PASSWORD": UPSTREAM_USER[1]})
