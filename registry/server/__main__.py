@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.server.config import ConfigError, RegistryConfig, load_config
-from registry.server.tls import server_context
+from registry.server.tls import server_context, watch_certificate
 from registry.storage import (
     CollectionConflict,
     CollectionReport,
@@ -322,8 +322,11 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
     loop.set_exception_handler(AcceptFailureReport().handle)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watcher: asyncio.Task[None] | None = None
     try:
         ssl_context = server_context(config)
+        if ssl_context is not None:
+            watcher = loop.create_task(watch_certificate(config, ssl_context))
         for sock in listening_sockets(config.host, config.port, reuse_port,
                                       config.send_timeout_seconds):
             await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG,
@@ -336,6 +339,10 @@ async def _serve_until_signal(config: RegistryConfig, reuse_port: bool) -> None:
                 await asyncio.wait_for(stop.wait(), 0.5)
             sink.flush()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await runner.cleanup()
         sink.flush()
 

@@ -11,12 +11,13 @@ import re
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tooling import LoopbackPki
+from tooling import LoopbackPki, write_test_pki
 from transfer_registries import RunningRegistry, start_strata_registry
 
 from registry.server.config import ConfigError, load_config
@@ -84,6 +85,52 @@ def test_https_carries_pushes_and_pulls_of_every_size(https_registry: RunningReg
     finally:
         conn.close()
     assert "listening on https://" in https_registry.log.read_text()
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(
+        https_registry: RunningRegistry, pki: LoopbackPki, tmp_path: Path) -> None:
+    """The files are replaced (a renewal, by a new CA here so that the test can tell which
+    one answers); both workers serve the new one within a few RELOAD_SECONDS."""
+    renewed_dir = tmp_path / "renewed"
+    renewed_dir.mkdir()
+    renewed = write_test_pki(renewed_dir)
+    os.replace(renewed.cert, pki.cert)
+    os.replace(renewed.key, pki.key)
+    deadline = time.monotonic() + 30
+    while True:
+        answered = []
+        for _ in range(6):  # (new connections: both workers answer some)
+            conn = _https(https_registry, renewed)
+            try:
+                answered.append(_call(conn, "GET", "/v2/")[0])
+            except ssl.SSLError:
+                answered.append(None)
+            finally:
+                conn.close()
+        if answered == [200] * 6:
+            break
+        assert time.monotonic() < deadline, answered
+        time.sleep(0.5)
+    old_trust = _https(https_registry, pki)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _call(old_trust, "GET", "/v2/")
+    old_trust.close()
+    assert "certificate loaded again" in https_registry.log.read_text()
+
+
+def test_a_renewal_that_does_not_load_leaves_the_certificate_in_use(
+        https_registry: RunningRegistry, pki: LoopbackPki) -> None:
+    os.replace(pki.client_key, pki.key)  # a key that is not the certificate's
+    deadline = time.monotonic() + 30
+    while "the certificate in use stays" not in https_registry.log.read_text():
+        assert time.monotonic() < deadline, "the failed reload was not logged"
+        time.sleep(0.5)
+    for _ in range(4):  # (both workers)
+        conn = _https(https_registry, pki)
+        try:
+            assert _call(conn, "GET", "/v2/")[0] == 200
+        finally:
+            conn.close()
 
 
 def test_plain_http_to_an_https_port_gets_no_answer(https_registry: RunningRegistry) -> None:
