@@ -29,7 +29,6 @@ import os
 import re
 import sys
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,7 @@ from registry.oci import (
     parse_reference,
 )
 from registry.oci import errors as oci_errors
-from registry.oci.reference import DOCKER_HUB
+from registry.oci.reference import DOCKER_HUB, split_registry_url
 
 DEFAULT_CONCURRENCY = 4
 DOWNLOAD_ATTEMPTS = 4
@@ -82,9 +81,10 @@ def mirrors_from_env() -> tuple[str, ...]:
     mirrors = tuple(m.rstrip("/") for m in re.split(r"[,\s]+", os.environ.get(MIRRORS_ENV, ""))
                     if m)
     for mirror in mirrors:
-        split = urllib.parse.urlsplit(mirror)
-        if split.scheme not in ("http", "https") or not split.hostname or split.path:
-            raise InvalidArgument(f"{MIRRORS_ENV}: {mirror!r} is no http[s]://HOST[:PORT] URL")
+        try:
+            split_registry_url(mirror)
+        except ValueError as exc:
+            raise InvalidArgument(f"{MIRRORS_ENV}: {exc}") from None
     return mirrors
 
 
@@ -105,9 +105,9 @@ class RemoteOptions:
 
     def mirror_client(self, mirror: str) -> RegistryClient:
         """A client of one of `mirrors` (a URL: its scheme is kept)."""
-        split = urllib.parse.urlsplit(mirror)
-        return RegistryClient(split.netloc, credentials=self.credentials, ca_cert=self.ca_cert,
-                              scheme=split.scheme)
+        scheme, host = split_registry_url(mirror)
+        return RegistryClient(host, credentials=self.credentials, ca_cert=self.ca_cert,
+                              scheme=scheme)
 
 
 # ----------------------------------------------------------------------------- errors

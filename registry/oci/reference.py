@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from registry.oci.digest import Digest
@@ -16,6 +17,21 @@ MAX_NAME_LENGTH = 255
 
 DOCKER_HUB = "docker.io"
 DEFAULT_TAG = "latest"
+
+
+def split_registry_url(url: str) -> tuple[str, str]:
+    """(scheme, HOST[:PORT]) of a registry's base URL, `http[s]://HOST[:PORT]` (a trailing
+    slash is allowed); ValueError for anything else: a path, a query, credentials, a port
+    that is no number in 1..65535."""
+    split = urllib.parse.urlsplit(url)
+    try:
+        port = split.port
+    except ValueError:  # a port that is no number, or over 65535
+        port = 0
+    if (split.scheme not in ("http", "https") or not split.hostname or port == 0
+            or split.path.strip("/") or split.query or split.fragment or split.username):
+        raise ValueError(f"{url!r} is no http[s]://HOST[:PORT] URL")
+    return split.scheme, split.netloc
 
 
 def validate_name(name: str) -> str:

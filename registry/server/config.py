@@ -42,11 +42,12 @@ import dataclasses
 import math
 import os
 import tomllib
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry.oci.reference import split_registry_url
 
 ENV_PREFIX = "STRATA_REGISTRY_"
 LOG_FORMATS = ("text", "json")
@@ -153,15 +154,12 @@ def _coerce(name: str, value: Any) -> Any:
     return None if name in _OPTIONAL and not value else value
 
 
-def _registry_url(url: str) -> bool:
-    """`url` is http[s]://HOST[:PORT] and nothing more."""
-    split = urllib.parse.urlsplit(url)
+def _is_registry_url(url: str) -> bool:
     try:
-        port_ok = split.port is None or split.port > 0
-    except ValueError:  # a port that is no number, or over 65535
+        split_registry_url(url)
+    except ValueError:
         return False
-    return (port_ok and split.scheme in ("http", "https") and bool(split.hostname)
-            and not (split.path.strip("/") or split.query or split.fragment or split.username))
+    return True
 
 
 def _validated(config: RegistryConfig) -> RegistryConfig:
@@ -185,7 +183,7 @@ def _validated(config: RegistryConfig) -> RegistryConfig:
         raise ConfigError("tls_certificate and tls_key go together: set both or neither")
     if config.tls_client_ca is not None and config.tls_certificate is None:
         raise ConfigError("tls_client_ca needs tls_certificate and tls_key (https)")
-    if config.proxy_remote_url is not None and not _registry_url(config.proxy_remote_url):
+    if config.proxy_remote_url is not None and not _is_registry_url(config.proxy_remote_url):
         raise ConfigError("proxy_remote_url must be http://HOST[:PORT] or https://HOST[:PORT] "
                           "(credentials go in proxy_username and proxy_password), not "
                           f"{config.proxy_remote_url!r}")

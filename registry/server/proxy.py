@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
@@ -53,6 +52,7 @@ from registry.oci.errors import (
     UpstreamUnavailable,
 )
 from registry.oci.manifest import parse_manifest_off_loop
+from registry.oci.reference import split_registry_url
 from registry.search import MAX_CONFIG_BYTES
 from registry.server import keys
 from registry.server.config import RegistryConfig
@@ -71,12 +71,12 @@ _FAILED = (TransportError, RegistryError, TimeoutError)  # (RegistryError: the r
 def upstream_client(config: RegistryConfig) -> RegistryClient:
     """The client of `proxy_remote_url`, with proxy_username/proxy_password if set."""
     assert config.proxy_remote_url is not None
-    split = urllib.parse.urlsplit(config.proxy_remote_url)
+    scheme, host = split_registry_url(config.proxy_remote_url)
     credentials = None
     if config.proxy_username is not None and config.proxy_password is not None:
         pair = (config.proxy_username, config.proxy_password)
         credentials = lambda _registry: pair  # noqa: E731
-    return RegistryClient(split.netloc, credentials=credentials, scheme=split.scheme)
+    return RegistryClient(host, credentials=credentials, scheme=scheme)
 
 
 class PullThrough:

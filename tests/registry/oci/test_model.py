@@ -28,6 +28,7 @@ from registry.oci.errors import (
     UnknownError,
     Unsupported,
 )
+from registry.oci.reference import split_registry_url
 
 HEX = "a" * 64
 
@@ -152,3 +153,20 @@ def test_error_codes_round_trip_through_the_wire_form() -> None:
     err = error_for_code("BLOB_UNKNOWN", "gone", {"digest": "x"})
     assert isinstance(err, BlobUnknown) and err.detail == {"digest": "x"}
     assert isinstance(error_for_code("NOT_A_CODE"), UnknownError)
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("http://127.0.0.1:5000", ("http", "127.0.0.1:5000")),
+    ("https://registry-1.docker.io/", ("https", "registry-1.docker.io")),
+    ("https://[::1]:5000", ("https", "[::1]:5000")),
+])
+def test_a_registry_url_is_its_scheme_and_host(url: str, expected: tuple[str, str]) -> None:
+    assert split_registry_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["ftp://h", "https://h/v2", "https://u:p@h", "https://h?x=1",
+                                 "https://h:abc", "https://h:99999", "https://h:0", "h:5000"])
+def test_anything_more_than_a_registry_url_is_refused(url: str) -> None:
+    """(proxy_remote_url and STRATA_REGISTRY_MIRRORS both take only this shape)"""
+    with pytest.raises(ValueError, match="no http"):
+        split_registry_url(url)
